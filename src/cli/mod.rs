@@ -1,0 +1,6 @@
+//! Subcommands of the `rex` binary. Each module has its clap `Args` and a
+//! `main` that returns the process exit code.
+
+pub mod decompose;
+pub mod run;
+pub mod simulate;

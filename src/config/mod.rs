@@ -1,0 +1,1 @@
+//! rex's config files, in xl cfg syntax: policy files and scenarios.

@@ -1,0 +1,2 @@
+//! SLA decomposition: benchmark runs → a [`super::DecompTable`].
+//! (Owned by the engine work; see the engine issue.)

@@ -1,0 +1,183 @@
+//! rex's own vocabulary: what a host reports and what the engine decides.
+
+use std::fmt;
+
+/// A Xen domain id. Domain 0 is the control domain.
+pub type DomId = u32;
+
+/// Kibibytes, the unit libxl uses for every memory figure.
+pub type KiB = u64;
+
+/// Life-cycle state of a domain, as far as rex cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainState {
+    Running,
+    Blocked,
+    Paused,
+    /// Shut down or crashed, not yet destroyed.
+    Shutdown,
+    Dying,
+}
+
+impl DomainState {
+    /// Whether the domain can use resources at all; dead ones leave the plan.
+    pub fn is_alive(self) -> bool {
+        matches!(self, Self::Running | Self::Blocked | Self::Paused)
+    }
+}
+
+/// One domain as the host reports it at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainInfo {
+    pub domid: DomId,
+    pub name: String,
+    pub uuid: [u8; 16],
+    pub vcpus_online: u32,
+    /// Total CPU time consumed by all the domain's vCPUs since it was created.
+    pub cpu_time_ns: u64,
+    pub mem_current_kb: KiB,
+    pub mem_target_kb: KiB,
+    pub mem_max_kb: KiB,
+    pub state: DomainState,
+}
+
+/// The CPU scheduler of the pool the guests run in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheduler {
+    Credit,
+    Credit2,
+    Other(String),
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Credit => f.write_str("credit"),
+            Self::Credit2 => f.write_str("credit2"),
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Host-wide capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostInfo {
+    /// Physical CPUs the guests may run on (the cpupool's size).
+    pub guest_pcpus: u32,
+    pub total_mem_kb: KiB,
+    pub free_mem_kb: KiB,
+    pub scheduler: Scheduler,
+}
+
+/// Credit/credit2 scheduler parameters of one domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedParams {
+    /// Relative share when pCPUs are contended (Xen default 256).
+    pub weight: u32,
+    /// Upper bound in percent of one pCPU; 0 means uncapped (Xen's meaning).
+    pub cap: u32,
+}
+
+/// Values a guest publishes about itself. Untrusted: the backend parses them
+/// strictly and the engine clamps them; `None` means not reported or not
+/// parseable.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GuestReport {
+    pub mem_free_kb: Option<KiB>,
+    pub mem_total_kb: Option<KiB>,
+    /// Response time the guest's application observed recently, ms.
+    pub response_ms: Option<f64>,
+}
+
+/// Everything read from a host in one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Monotonic time of the observation, ns (simulated time on the simulator).
+    pub at_ns: u64,
+    pub host: HostInfo,
+    pub domains: Vec<DomainObservation>,
+}
+
+/// One domain in a [`Snapshot`]: its info, its current scheduler settings and
+/// what the guest reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainObservation {
+    pub info: DomainInfo,
+    pub sched: SchedParams,
+    pub report: GuestReport,
+}
+
+/// What one change in a plan does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// New scheduler cap (percent of one pCPU).
+    Cap { from: u32, to: u32 },
+    /// New scheduler weight.
+    Weight { from: u32, to: u32 },
+    /// New balloon target.
+    Memory { from: KiB, to: KiB },
+}
+
+/// Why a change was made: which bound or signal decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// Raised to the domain's floor or SLA level.
+    Guarantee,
+    /// Lowered to the domain's ceiling.
+    Ceiling,
+    /// The domain used ≥ the saturation threshold of its cap.
+    Saturated { usage_pct: f64 },
+    /// The guest reported a response time above its SLA.
+    SlaMissed { response_ms: f64, sla_ms: f64 },
+    /// The guest is short of memory.
+    MemoryPressure { free_pct: f64 },
+    /// The domain is idle; reclaimed down to its level.
+    Idle { usage_pct: f64 },
+    /// The SLA level changed at run time.
+    SlaChanged,
+    /// Shrunk so the sum fits the pool after capacity fell.
+    OverCommitted,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Guarantee => f.write_str("guarantee: raised to its SLA level"),
+            Self::Ceiling => f.write_str("ceiling: lowered to its maximum"),
+            Self::Saturated { usage_pct } => {
+                write!(f, "saturated: using {usage_pct:.0}% of its cap")
+            }
+            Self::SlaMissed { response_ms, sla_ms } => {
+                write!(f, "SLA missed: {response_ms:.0} ms > {sla_ms:.0} ms")
+            }
+            Self::MemoryPressure { free_pct } => {
+                write!(f, "memory pressure: {free_pct:.0}% free in guest")
+            }
+            Self::Idle { usage_pct } => write!(f, "idle: using {usage_pct:.0}% of its cap"),
+            Self::SlaChanged => f.write_str("SLA changed"),
+            Self::OverCommitted => f.write_str("over-committed: pool shrank"),
+        }
+    }
+}
+
+/// One change the engine wants applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub domid: DomId,
+    pub name: String,
+    pub action: Action,
+    pub reason: Reason,
+}
+
+/// The engine's output for one tick. Memory changes are ordered: every
+/// shrink comes before any grow, and the driver applies them in order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}

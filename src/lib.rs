@@ -1,0 +1,22 @@
+//! rex: a resource reallocator for Xen hosts.
+//!
+//! rex watches every domain's CPU and memory use and moves *idle* CPU share
+//! (scheduler cap and weight) and memory (balloon targets) to the domains
+//! that need more to keep their SLA. It is the modern form of SRX and ReX
+//! (see `README.md`).
+//!
+//! Layering, from the inside out:
+//! - [`engine`]: pure. Observations in, a [`engine::Plan`] out. It never
+//!   names a backend.
+//! - [`host`]: the [`host::Host`] trait and its backends: the deterministic
+//!   simulator, libxl in process, and SRX-style fork/exec of `xl`.
+//! - [`xl`]: the thin safe layer over `libxl-sys`; the only home of `unsafe`
+//!   apart from the C ABI in [`ffi`].
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod host;
+pub mod stats;
+pub mod xl;

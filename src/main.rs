@@ -1,0 +1,32 @@
+//! `rex`: the command-line front end.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rex::cli;
+
+#[derive(Parser)]
+#[command(name = "rex", version, about = "Resource reallocator for Xen hosts", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay a scenario on the simulated host, with rex and with static allocation
+    Simulate(cli::simulate::Args),
+    /// Build an SLA decomposition table from a CSV of benchmark runs
+    Decompose(cli::decompose::Args),
+    /// Run the reallocator as a daemon on this Xen host
+    Run(cli::run::Args),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Simulate(args) => cli::simulate::main(args),
+        Command::Decompose(args) => cli::decompose::main(args),
+        Command::Run(args) => cli::run::main(args),
+    }
+}

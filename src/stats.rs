@@ -1,0 +1,1 @@
+//! Summary statistics of response times, like the paper's Table 1.

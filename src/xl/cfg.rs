@@ -1,0 +1,316 @@
+//! xl's own config syntax (`key = value`, `key = [ "a", "b" ]`), parsed by
+//! libxlutil's `xlu_cfg_*`, the parser `xl` uses for domain configs and
+//! xl.conf. Syntax errors come back as libxlutil words them: `file:line: …`.
+
+use std::ffi::{c_char, c_int, c_long, CStr, CString};
+use std::ptr;
+
+use libxl_sys as sys;
+
+/// An error from the config parser, already worded for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CfgError(pub String);
+
+/// A parsed config file. Values are looked up by key; lists hold strings.
+pub struct XluConfig {
+    cfg: *mut sys::XLU_Config,
+    report: Box<Report>,
+    filename: String,
+    /// The source text, kept to find the line a key was set on (libxlutil
+    /// keeps line numbers private) and to list the keys that were set.
+    text: String,
+}
+
+/// libxlutil writes its diagnostics to a `FILE *`; this one is an in-memory
+/// stream so they can be returned as errors instead of printed.
+struct Report {
+    file: *mut libc::FILE,
+    buf: *mut c_char,
+    len: libc::size_t,
+}
+
+impl Report {
+    fn new() -> Result<Box<Self>, CfgError> {
+        // Boxed so the addresses handed to open_memstream stay put.
+        let mut report = Box::new(Report {
+            file: ptr::null_mut(),
+            buf: ptr::null_mut(),
+            len: 0,
+        });
+        // SAFETY: open_memstream stores into the two out-pointers, which live
+        // in the box for as long as the stream (closed in Drop).
+        let file = unsafe { libc::open_memstream(&mut report.buf, &mut report.len) };
+        if file.is_null() {
+            return Err(CfgError("cannot allocate a report stream".into()));
+        }
+        report.file = file;
+        Ok(report)
+    }
+
+    /// Everything written so far, then cleared.
+    fn take(&mut self) -> String {
+        // SAFETY: file is a valid open memstream; fflush updates buf/len.
+        unsafe { libc::fflush(self.file) };
+        if self.buf.is_null() || self.len == 0 {
+            return String::new();
+        }
+        // SAFETY: after fflush, buf points at len valid bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(self.buf as *const u8, self.len) };
+        let text = String::from_utf8_lossy(bytes).trim_end().to_string();
+        // SAFETY: rewinding a memstream is valid; the next write starts at 0.
+        unsafe { libc::rewind(self.file) };
+        self.len = 0;
+        text
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        // SAFETY: file was opened by open_memstream and is closed once here;
+        // buf is then owned by us and freed with free() as the man page says.
+        unsafe {
+            libc::fclose(self.file);
+            libc::free(self.buf as *mut libc::c_void);
+        }
+    }
+}
+
+// The Report must outlive the XLU_Config that writes to it: XluConfig's Drop
+// destroys the config first, then the Report's own Drop closes the stream.
+impl Drop for XluConfig {
+    fn drop(&mut self) {
+        // SAFETY: cfg came from xlu_cfg_init and is destroyed exactly once.
+        unsafe { sys::xlu_cfg_destroy(self.cfg) };
+    }
+}
+
+impl XluConfig {
+    /// Parses `text`; `filename` is the name used in messages.
+    pub fn parse(filename: &str, text: &str) -> Result<Self, CfgError> {
+        let report = Report::new()?;
+        let cname = CString::new(filename)
+            .map_err(|_| CfgError(format!("{filename}: file name contains NUL")))?;
+        // SAFETY: report.file is an open stream; xlu copies the file name.
+        let cfg = unsafe { sys::xlu_cfg_init(report.file as *mut sys::FILE, cname.as_ptr()) };
+        if cfg.is_null() {
+            return Err(CfgError(format!("{filename}: cannot allocate a config")));
+        }
+        let mut me = XluConfig {
+            cfg,
+            report,
+            filename: filename.to_string(),
+            text: text.to_string(),
+        };
+        let len = c_int::try_from(text.len())
+            .map_err(|_| CfgError(format!("{filename}: file too large")))?;
+        // SAFETY: cfg is valid; data/len describe a live buffer xlu only reads.
+        let rc = unsafe { sys::xlu_cfg_readdata(me.cfg, text.as_ptr() as *const c_char, len) };
+        if rc != 0 {
+            let msg = me.report.take();
+            let msg = if msg.is_empty() {
+                format!("{filename}: config parsing error ({})", std::io::Error::from_raw_os_error(rc))
+            } else {
+                msg
+            };
+            return Err(CfgError(msg));
+        }
+        Ok(me)
+    }
+
+    /// Reads and parses a file.
+    pub fn read_file(path: &std::path::Path) -> Result<Self, CfgError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CfgError(format!("{}: {e}", path.display())))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
+
+    /// The top-level keys set in the file, with their line numbers, in order.
+    pub fn keys(&self) -> Vec<(String, usize)> {
+        let mut keys = Vec::new();
+        let mut depth = 0i32;
+        for (i, line) in self.text.lines().enumerate() {
+            let code = strip_comment(line);
+            if depth == 0 {
+                if let Some((key, _)) = code.split_once('=') {
+                    let key = key.trim();
+                    if !key.is_empty()
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    {
+                        keys.push((key.to_string(), i + 1));
+                    }
+                }
+            }
+            depth += code.matches('[').count() as i32 - code.matches(']').count() as i32;
+        }
+        keys
+    }
+
+    /// `file:line` where `key` was set (`file` alone if it cannot be found).
+    pub fn location(&self, key: &str) -> String {
+        match self.keys().into_iter().rev().find(|(k, _)| k == key) {
+            Some((_, line)) => format!("{}:{line}", self.filename),
+            None => self.filename.clone(),
+        }
+    }
+
+    /// `file:line` of the `index`-th string of list `key`.
+    pub fn list_item_location(&self, key: &str, index: usize) -> String {
+        let Some((_, start)) = self.keys().into_iter().rev().find(|(k, _)| k == key) else {
+            return self.filename.clone();
+        };
+        let mut seen = 0usize;
+        for (i, line) in self.text.lines().enumerate().skip(start - 1) {
+            let code = strip_comment(line);
+            let code = if i + 1 == start {
+                code.split_once('=').map(|(_, v)| v).unwrap_or("")
+            } else {
+                code
+            };
+            // Each list item is one quoted string.
+            let quotes = code.matches(['"', '\'']).count() / 2;
+            if seen + quotes > index {
+                return format!("{}:{}", self.filename, i + 1);
+            }
+            seen += quotes;
+        }
+        format!("{}:{start}", self.filename)
+    }
+
+    fn cname(key: &str) -> CString {
+        CString::new(key).expect("config keys are static identifiers")
+    }
+
+    fn type_error(&mut self, key: &str, want: &str) -> CfgError {
+        let msg = self.report.take();
+        if msg.is_empty() {
+            CfgError(format!("{}: `{key}' should be {want}", self.location(key)))
+        } else {
+            CfgError(msg)
+        }
+    }
+
+    /// A string value; `Ok(None)` when the key is absent.
+    pub fn string(&mut self, key: &str) -> Result<Option<String>, CfgError> {
+        let name = Self::cname(key);
+        let mut value: *const c_char = ptr::null();
+        // SAFETY: cfg is valid and parsed; value receives a pointer owned by
+        // cfg, copied out below before cfg can change.
+        let rc = unsafe { sys::xlu_cfg_get_string(self.cfg, name.as_ptr(), &mut value, 0) };
+        match rc {
+            0 => {
+                // SAFETY: on success value is a NUL-terminated string owned by cfg.
+                let s = unsafe { CStr::from_ptr(value) };
+                Ok(Some(s.to_string_lossy().into_owned()))
+            }
+            libc::ESRCH => Ok(None),
+            _ => Err(self.type_error(key, "a single string")),
+        }
+    }
+
+    /// A number; `Ok(None)` when the key is absent. Accepts `key = 5` and
+    /// `key = "5"`, as xl does.
+    pub fn long(&mut self, key: &str) -> Result<Option<i64>, CfgError> {
+        let name = Self::cname(key);
+        let mut value: c_long = 0;
+        // SAFETY: cfg is valid and parsed; value is a plain out-parameter.
+        let rc = unsafe { sys::xlu_cfg_get_long(self.cfg, name.as_ptr(), &mut value, 0) };
+        match rc {
+            0 => Ok(Some(value)),
+            libc::ESRCH => Ok(None),
+            _ => {
+                let msg = self.report.take();
+                Err(CfgError(if msg.is_empty() {
+                    format!("{}: `{key}' should be a number", self.location(key))
+                } else {
+                    msg
+                }))
+            }
+        }
+    }
+
+    /// A list of strings; `Ok(None)` when the key is absent.
+    pub fn list(&mut self, key: &str) -> Result<Option<Vec<String>>, CfgError> {
+        let name = Self::cname(key);
+        let mut list: *mut sys::XLU_ConfigList = ptr::null_mut();
+        let mut entries: c_int = 0;
+        // SAFETY: cfg is valid and parsed; list is owned by cfg (no free).
+        let rc = unsafe {
+            sys::xlu_cfg_get_list(self.cfg, name.as_ptr(), &mut list, &mut entries, 0)
+        };
+        match rc {
+            0 => {}
+            libc::ESRCH => return Ok(None),
+            _ => return Err(self.type_error(key, "a list")),
+        }
+        let mut items = Vec::with_capacity(entries.max(0) as usize);
+        for i in 0..entries {
+            // SAFETY: i < entries; the item is owned by cfg or NULL when it
+            // is not a string (a nested list).
+            let item = unsafe { sys::xlu_cfg_get_listitem(list, i) };
+            if item.is_null() {
+                return Err(CfgError(format!(
+                    "{}: item {} of `{key}' should be a string",
+                    self.list_item_location(key, i as usize),
+                    i + 1
+                )));
+            }
+            // SAFETY: non-NULL items are NUL-terminated strings owned by cfg.
+            items.push(unsafe { CStr::from_ptr(item) }.to_string_lossy().into_owned());
+        }
+        Ok(Some(items))
+    }
+}
+
+fn strip_comment(line: &str) -> &str {
+    // '#' outside quotes starts a comment in xl's syntax.
+    let mut quote: Option<char> = None;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '#') => return &line[..i],
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_strings_numbers_and_lists() {
+        let mut cfg = XluConfig::parse(
+            "t.cfg",
+            "name = \"exp1\"\nseed = 42\n# comment\nvms = [ \"name=a\",\n  \"name=b\" ]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.string("name").unwrap().as_deref(), Some("exp1"));
+        assert_eq!(cfg.long("seed").unwrap(), Some(42));
+        assert_eq!(cfg.list("vms").unwrap().unwrap(), vec!["name=a", "name=b"]);
+        assert_eq!(cfg.string("absent").unwrap(), None);
+        assert_eq!(cfg.list_item_location("vms", 1), "t.cfg:5");
+        assert_eq!(cfg.location("seed"), "t.cfg:2");
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let err = XluConfig::parse("bad.cfg", "a = 1\nb = = 2\n").err().unwrap();
+        assert!(err.0.contains("bad.cfg:2"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_with_line() {
+        let mut cfg = XluConfig::parse("t.cfg", "a = [ \"x\" ]\n").unwrap();
+        let err = cfg.string("a").unwrap_err();
+        assert!(err.0.contains("t.cfg:1"), "{err}");
+    }
+}
