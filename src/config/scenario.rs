@@ -1,0 +1,1 @@
+//! Simulation scenarios (see the engine issue). Written next.

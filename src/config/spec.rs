@@ -1,0 +1,187 @@
+//! The `key=value,key=value` strings inside config lists, in the style of
+//! xl's `vif = [ "bridge=xenbr0,mac=…" ]`, and the value forms they use.
+
+use std::collections::BTreeMap;
+
+use super::ConfigError;
+use crate::engine::KiB;
+
+/// One parsed list item: its keys and where it was written.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub location: String,
+    fields: BTreeMap<String, String>,
+    /// Flags written without `=value`, e.g. `destroy`.
+    flags: Vec<String>,
+}
+
+impl Spec {
+    /// Parses `text`; every key must be in `allowed` (flags too).
+    pub fn parse(location: String, text: &str, allowed: &[&str]) -> Result<Self, ConfigError> {
+        let mut fields = BTreeMap::new();
+        let mut flags = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = match part.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (part, None),
+            };
+            if !allowed.contains(&key) {
+                return Err(ConfigError::new(
+                    location,
+                    format!("unknown key `{key}' in \"{text}\" (known: {})", allowed.join(", ")),
+                ));
+            }
+            match value {
+                Some(v) => {
+                    if fields.insert(key.to_string(), v.to_string()).is_some() {
+                        return Err(ConfigError::new(location, format!("`{key}' given twice")));
+                    }
+                }
+                None => flags.push(key.to_string()),
+            }
+        }
+        Ok(Self {
+            location,
+            fields,
+            flags,
+        })
+    }
+
+    pub fn has_flag(&self, key: &str) -> bool {
+        self.flags.iter().any(|f| f == key)
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.fields.contains_key(key)
+    }
+
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError::new(self.location.clone(), message)
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    pub fn required_str(&self, key: &str) -> Result<&str, ConfigError> {
+        self.str(key)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| self.error(format!("`{key}=' is required")))
+    }
+
+    /// An unsigned integer within `range`.
+    pub fn u64_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(v) = self.str(key) else {
+            return Ok(None);
+        };
+        let n: u64 = v
+            .parse()
+            .map_err(|_| self.error(format!("`{key}={v}': not a whole number")))?;
+        if !range.contains(&n) {
+            return Err(self.error(format!(
+                "`{key}={v}': out of range {}..={}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(Some(n))
+    }
+
+    pub fn u32_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<u32>, ConfigError> {
+        let wide = (*range.start() as u64)..=(*range.end() as u64);
+        Ok(self.u64_in(key, wide)?.map(|n| n as u32))
+    }
+
+    /// A finite non-negative decimal within `range`.
+    pub fn f64_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Result<Option<f64>, ConfigError> {
+        let Some(v) = self.str(key) else {
+            return Ok(None);
+        };
+        let n: f64 = v
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| self.error(format!("`{key}={v}': not a number")))?;
+        if !range.contains(&n) {
+            return Err(self.error(format!(
+                "`{key}={v}': out of range {}..={}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(Some(n))
+    }
+
+    /// A memory size (`64M`, `1G`, `65536K`; a bare number is MiB, as in
+    /// xl's `memory =`).
+    pub fn size_kb(&self, key: &str) -> Result<Option<KiB>, ConfigError> {
+        let Some(v) = self.str(key) else {
+            return Ok(None);
+        };
+        parse_size_kb(v)
+            .map(Some)
+            .ok_or_else(|| self.error(format!("`{key}={v}': not a memory size (e.g. 64M, 1G)")))
+    }
+}
+
+/// Parses `64M`, `1G`, `512K`, `2T` or a bare number of MiB into KiB.
+pub fn parse_size_kb(text: &str) -> Option<KiB> {
+    let text = text.trim();
+    let (digits, unit_kb): (&str, u64) = match text.char_indices().last()? {
+        (i, 'K' | 'k') => (&text[..i], 1),
+        (i, 'M' | 'm') => (&text[..i], 1024),
+        (i, 'G' | 'g') => (&text[..i], 1024 * 1024),
+        (i, 'T' | 't') => (&text[..i], 1024 * 1024 * 1024),
+        _ => (text, 1024),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit_kb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size_kb("64M"), Some(65536));
+        assert_eq!(parse_size_kb("64"), Some(65536));
+        assert_eq!(parse_size_kb("1G"), Some(1048576));
+        assert_eq!(parse_size_kb("512k"), Some(512));
+        assert_eq!(parse_size_kb("-1M"), None);
+        assert_eq!(parse_size_kb("M"), None);
+        assert_eq!(parse_size_kb("1.5G"), None);
+        assert_eq!(parse_size_kb("99999999999999999999T"), None);
+    }
+
+    #[test]
+    fn spec_rejects_unknown_and_duplicate_keys() {
+        let err = Spec::parse("f:3".into(), "name=a,colour=red", &["name"]).unwrap_err();
+        assert_eq!(err.location, "f:3");
+        assert!(err.message.contains("colour"));
+        let err = Spec::parse("f:3".into(), "name=a,name=b", &["name"]).unwrap_err();
+        assert!(err.message.contains("twice"));
+    }
+
+    #[test]
+    fn spec_ranges() {
+        let s = Spec::parse("f:1".into(), "cap=500,w=abc", &["cap", "w"]).unwrap();
+        assert!(s.u32_in("cap", 1..=400).is_err());
+        assert!(s.u32_in("w", 1..=400).is_err());
+        assert_eq!(s.u32_in("absent", 1..=4).unwrap(), None);
+    }
+}
