@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod display;
 pub mod engine;
 pub mod host;
 pub mod stats;

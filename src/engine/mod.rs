@@ -41,6 +41,12 @@ impl Engine {
         self.policy.config()
     }
 
+    /// Checks the policy against the host's capacity.
+    // Placeholder until the policy's own validation lands (engine helper).
+    pub fn validate(&self, _host: &HostInfo) -> Result<(), PolicyError> {
+        Ok(())
+    }
+
     /// One tick: update usage from `snapshot`, decide a plan.
     pub fn step(&mut self, snapshot: &Snapshot) -> Tick {
         let usage = self.monitor.observe(snapshot);
