@@ -9,6 +9,8 @@ pub mod model;
 pub mod monitor;
 pub mod policy;
 pub mod sla;
+#[cfg(test)]
+mod testutil;
 
 pub use model::*;
 pub use monitor::{Monitor, Usage};
@@ -41,10 +43,24 @@ impl Engine {
         self.policy.config()
     }
 
-    /// Checks the policy against the host's capacity.
-    // Placeholder until the policy's own validation lands (engine helper).
-    pub fn validate(&self, _host: &HostInfo) -> Result<(), PolicyError> {
-        Ok(())
+    /// Checks the current policy against the host's capacity (see
+    /// [`Policy::validate`]; check a new configuration with that before
+    /// [`Engine::set_config`]).
+    pub fn validate(&self, host: &HostInfo) -> Result<(), PolicyError> {
+        Policy::validate(self.policy.config(), host)
+    }
+
+    /// Replaces the configuration (SIGHUP reload). Usage history and
+    /// cooldowns are kept.
+    pub fn set_config(&mut self, config: PolicyConfig) {
+        self.monitor.set_smoothing(config.host.smoothing);
+        self.policy.set_config(config);
+    }
+
+    /// Gives domain `name` a new SLA level from the next step on
+    /// ([`Reason::SlaChanged`]). False if no domain of that name is configured.
+    pub fn set_level(&mut self, name: &str, level: Level) -> bool {
+        self.policy.set_level(name, level)
     }
 
     /// One tick: update usage from `snapshot`, decide a plan.

@@ -133,6 +133,9 @@ pub enum Reason {
     MemoryPressure { free_pct: f64 },
     /// The domain is idle; reclaimed down to its level.
     Idle { usage_pct: f64 },
+    /// The guest is not short of memory (or reports nothing); memory above
+    /// its level goes back to the host.
+    SpareMemory { free_pct: Option<f64> },
     /// The SLA level changed at run time.
     SlaChanged,
     /// Shrunk so the sum fits the pool after capacity fell.
@@ -154,6 +157,12 @@ impl fmt::Display for Reason {
                 write!(f, "memory pressure: {free_pct:.0}% free in guest")
             }
             Self::Idle { usage_pct } => write!(f, "idle: using {usage_pct:.0}% of its cap"),
+            Self::SpareMemory {
+                free_pct: Some(free_pct),
+            } => write!(f, "spare memory: {free_pct:.0}% free in guest"),
+            Self::SpareMemory { free_pct: None } => {
+                f.write_str("spare memory: above its level, guest reports no pressure")
+            }
             Self::SlaChanged => f.write_str("SLA changed"),
             Self::OverCommitted => f.write_str("over-committed: pool shrank"),
         }

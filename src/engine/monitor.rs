@@ -1,7 +1,18 @@
 //! Monitor: turns successive snapshots into per-domain usage.
-//! (Owned by the engine work; see the engine issue.)
+//!
+//! CPU use is the growth of a domain's CPU time between two snapshots,
+//! divided by the time between them, in percent of one pCPU (the unit of
+//! Xen's cap), smoothed with an exponentially weighted moving average.
+//! Guest-reported values are untrusted and clamped here, once, so the policy
+//! can take them at face value.
 
-use super::model::{DomId, GuestReport, KiB, SchedParams, Snapshot};
+use std::collections::HashMap;
+
+use super::model::{DomId, DomainObservation, GuestReport, KiB, SchedParams, Snapshot};
+
+/// Longest response time a guest may report, ms (one hour); anything above
+/// is treated as garbage, not as a very slow application.
+pub const MAX_RESPONSE_MS: f64 = 3_600_000.0;
 
 /// One domain's usage as of the latest snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,18 +36,165 @@ pub struct Usage {
     pub has_cpu_sample: bool,
 }
 
+/// What the monitor remembers of a domain between snapshots.
+#[derive(Debug, Clone)]
+struct History {
+    uuid: [u8; 16],
+    at_ns: u64,
+    cpu_time_ns: u64,
+    /// Smoothed and raw CPU use, once there has been a delta.
+    cpu_pct: Option<(f64, f64)>,
+    /// The snapshot generation this domain was last seen in.
+    seen: u64,
+}
+
 /// Keeps the previous sample of each domain to compute deltas.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Monitor {
-    _todo: (),
+    smoothing: f64,
+    history: HashMap<DomId, History>,
+    generation: u64,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Self::new(1.0)
+    }
 }
 
 impl Monitor {
-    pub fn new(_smoothing: f64) -> Self {
-        Self::default()
+    /// `smoothing` is the weight of the newest sample in the EWMA, in (0, 1];
+    /// 1 means no smoothing. Values outside that range mean no smoothing.
+    pub fn new(smoothing: f64) -> Self {
+        Self {
+            smoothing: sane_smoothing(smoothing),
+            history: HashMap::new(),
+            generation: 0,
+        }
     }
 
-    pub fn observe(&mut self, _snapshot: &Snapshot) -> Vec<Usage> {
-        unimplemented!("engine issue")
+    /// Changes the smoothing factor (on a configuration reload); history is kept.
+    pub fn set_smoothing(&mut self, smoothing: f64) {
+        self.smoothing = sane_smoothing(smoothing);
+    }
+
+    pub fn smoothing(&self) -> f64 {
+        self.smoothing
+    }
+
+    /// Usage of every alive domain in `snapshot` (dom0 included), sorted by
+    /// domid. Domains that died or vanished are forgotten.
+    pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<Usage> {
+        self.generation = self.generation.wrapping_add(1);
+        let mut alive: Vec<&DomainObservation> = snapshot
+            .domains
+            .iter()
+            .filter(|d| d.info.state.is_alive())
+            .collect();
+        alive.sort_by_key(|d| d.info.domid);
+        // A backend listing one domid twice is broken; the first one wins.
+        alive.dedup_by_key(|d| d.info.domid);
+
+        let usage = alive
+            .into_iter()
+            .map(|d| self.observe_domain(snapshot.at_ns, d))
+            .collect();
+        let generation = self.generation;
+        self.history.retain(|_, h| h.seen == generation);
+        usage
+    }
+
+    fn observe_domain(&mut self, at_ns: u64, obs: &DomainObservation) -> Usage {
+        let info = &obs.info;
+        let ceiling_pct = f64::from(info.vcpus_online) * 100.0;
+        let smoothing = self.smoothing;
+        let generation = self.generation;
+        let fresh = History {
+            uuid: info.uuid,
+            at_ns,
+            cpu_time_ns: info.cpu_time_ns,
+            cpu_pct: None,
+            seen: generation,
+        };
+        let history = self
+            .history
+            .entry(info.domid)
+            .or_insert_with(|| fresh.clone());
+        // The same domid with another uuid, or CPU time going backwards, is a
+        // new domain that reused the id: its old history means nothing.
+        if history.uuid != info.uuid || info.cpu_time_ns < history.cpu_time_ns {
+            *history = fresh;
+        }
+        history.seen = generation;
+        if at_ns > history.at_ns {
+            let delta_cpu = (info.cpu_time_ns - history.cpu_time_ns) as f64;
+            let delta_at = (at_ns - history.at_ns) as f64;
+            let raw = (delta_cpu / delta_at * 100.0).clamp(0.0, ceiling_pct);
+            let smoothed = match history.cpu_pct {
+                Some((previous, _)) => smoothing * raw + (1.0 - smoothing) * previous,
+                None => raw,
+            };
+            history.cpu_pct = Some((smoothed.clamp(0.0, ceiling_pct), raw));
+            history.at_ns = at_ns;
+            history.cpu_time_ns = info.cpu_time_ns;
+        }
+        // When time did not advance, the previous figures stand.
+        let (cpu_pct, cpu_pct_raw) = history.cpu_pct.unwrap_or((0.0, 0.0));
+
+        let report = clamp_report(&obs.report, info.mem_max_kb, info.mem_current_kb);
+        let mem_used_kb = match (report.mem_total_kb, report.mem_free_kb) {
+            (Some(total), Some(free)) => Some(total - free),
+            _ => None,
+        };
+        Usage {
+            domid: info.domid,
+            name: info.name.clone(),
+            cpu_pct,
+            cpu_pct_raw,
+            vcpus: info.vcpus_online,
+            sched: obs.sched,
+            mem_current_kb: info.mem_current_kb,
+            mem_target_kb: info.mem_target_kb,
+            mem_max_kb: info.mem_max_kb,
+            mem_used_kb,
+            report,
+            has_cpu_sample: history.cpu_pct.is_some(),
+        }
     }
 }
+
+fn sane_smoothing(smoothing: f64) -> f64 {
+    if smoothing > 0.0 && smoothing <= 1.0 {
+        smoothing
+    } else {
+        1.0
+    }
+}
+
+/// Clamps what a guest wrote about itself: its memory total cannot exceed
+/// what the domain may have (`mem_max_kb`, or its current allocation when the
+/// maximum is unknown), free memory cannot exceed the total, and a response
+/// time must be a finite number of ms within an hour.
+pub fn clamp_report(report: &GuestReport, mem_max_kb: KiB, mem_current_kb: KiB) -> GuestReport {
+    let mem_limit = if mem_max_kb > 0 {
+        mem_max_kb
+    } else {
+        mem_current_kb
+    };
+    let mem_total_kb = report.mem_total_kb.map(|total| total.min(mem_limit));
+    let mem_free_kb = report
+        .mem_free_kb
+        .map(|free| free.min(mem_total_kb.unwrap_or(mem_limit)));
+    let response_ms = report
+        .response_ms
+        .filter(|ms| ms.is_finite() && (0.0..=MAX_RESPONSE_MS).contains(ms));
+    GuestReport {
+        mem_free_kb,
+        mem_total_kb,
+        response_ms,
+    }
+}
+
+#[cfg(test)]
+#[path = "monitor_tests.rs"]
+mod tests;

@@ -52,14 +52,37 @@ pub struct DomainPolicy {
 }
 
 impl DomainPolicy {
-    /// The cap the domain is guaranteed: its level, within [cap_min, cap_max].
+    /// The lowest cap rex sets: `cap_min`, but never 0 (Xen's "uncapped").
+    pub fn cap_floor(&self) -> u32 {
+        self.cap_min.max(1)
+    }
+
+    /// The highest cap rex sets: `cap_max`, or the floor if the (invalid)
+    /// configuration puts it lower.
+    pub fn cap_ceiling(&self) -> u32 {
+        self.cap_max.max(self.cap_floor())
+    }
+
+    /// The highest balloon target rex sets: `mem_max`, or `mem_min` if the
+    /// (invalid) configuration puts it lower.
+    pub fn mem_ceiling_kb(&self) -> KiB {
+        self.mem_max_kb.max(self.mem_min_kb)
+    }
+
+    /// The cap the domain is guaranteed: its level, within [cap_min, cap_max],
+    /// and at least 1. Never panics, even on a configuration that failed
+    /// validation.
     pub fn guaranteed_cap(&self) -> u32 {
-        self.level.cap_pct.clamp(self.cap_min, self.cap_max)
+        self.level
+            .cap_pct
+            .clamp(self.cap_floor(), self.cap_ceiling())
     }
 
     /// The memory the domain is guaranteed: its level, within [mem_min, mem_max].
     pub fn guaranteed_mem_kb(&self) -> KiB {
-        self.level.mem_kb.clamp(self.mem_min_kb, self.mem_max_kb)
+        self.level
+            .mem_kb
+            .clamp(self.mem_min_kb, self.mem_ceiling_kb())
     }
 }
 

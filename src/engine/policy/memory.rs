@@ -1,0 +1,137 @@
+//! Memory: balloon targets, in two phases — shrinks, then grows bounded by
+//! the host's free memory above the slush.
+
+use std::cmp::Reverse;
+
+use super::trend::Direction;
+use super::Slot;
+use crate::engine::model::{GuestReport, KiB, Reason};
+use crate::engine::sla::HostPolicy;
+
+/// Free memory, percent of the guest's total, when it reports both.
+fn free_pct(report: &GuestReport) -> Option<f64> {
+    match (report.mem_free_kb, report.mem_total_kb) {
+        (Some(free), Some(total)) if total > 0 => Some(free as f64 / total as f64 * 100.0),
+        _ => None,
+    }
+}
+
+/// The balloon target that leaves a guest using `used_kb` with twice the
+/// pressure threshold free (at most 90%): shrinking a donor no lower keeps it
+/// from coming under pressure at once.
+fn target_for_use(used_kb: KiB, policy: &HostPolicy) -> KiB {
+    let headroom = (policy.mem_pressure_free_pct * 2.0).clamp(0.0, 90.0);
+    let target = used_kb as f64 * 100.0 / (100.0 - headroom);
+    // `as` saturates; the result is only ever a lower bound.
+    target.ceil() as KiB
+}
+
+/// A growth asked for by one domain.
+struct Grow {
+    slot: usize,
+    to: KiB,
+    reason: Reason,
+    forced: bool,
+}
+
+/// Decides every slot's memory target. Growth in one tick never exceeds
+/// `free_mem_kb − slush_kb`; shrinks do not count, as they have not happened.
+pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64) {
+    let deadband = policy.deadband_mem_kb.max(1);
+    let mut grows = Vec::new();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let ceiling = slot.policy.mem_ceiling_kb();
+        let guaranteed = slot.policy.guaranteed_mem_kb();
+        let current = slot.usage.mem_target_kb;
+        let free = free_pct(&slot.usage.report);
+        let mut grow = |to, reason, forced| {
+            grows.push(Grow {
+                slot: i,
+                to,
+                reason,
+                forced,
+            })
+        };
+        if slot.sla_changed && current != guaranteed {
+            if guaranteed < current {
+                slot.mem.force(guaranteed, Reason::SlaChanged);
+            } else {
+                grow(guaranteed, Reason::SlaChanged, true);
+            }
+            continue;
+        }
+        if current > ceiling {
+            slot.mem.force(ceiling, Reason::Ceiling);
+            continue;
+        }
+        if current < guaranteed {
+            grow(guaranteed, Reason::Guarantee, true);
+            continue;
+        }
+        if let Some(free_pct) = free.filter(|&f| f < policy.mem_pressure_free_pct) {
+            // Never above what the domain may balloon to, when known.
+            let limit = match slot.usage.mem_max_kb {
+                0 => ceiling,
+                domain_max => ceiling.min(domain_max),
+            };
+            let allowed = slot
+                .mem_trend
+                .allows(Direction::Up, tick, policy.cooldown_ticks);
+            if current < limit && allowed {
+                let to = current.saturating_add(policy.max_step_mem_kb).min(limit);
+                grow(to, Reason::MemoryPressure { free_pct }, false);
+            }
+            continue;
+        }
+        if current > guaranteed
+            && slot
+                .mem_trend
+                .allows(Direction::Down, tick, policy.cooldown_ticks)
+        {
+            let keep = slot
+                .usage
+                .mem_used_kb
+                .map_or(0, |used| target_for_use(used, policy))
+                .max(guaranteed);
+            let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));
+            if to < current && current - to >= deadband {
+                slot.mem.set(to, Reason::SpareMemory { free_pct: free });
+            }
+        }
+    }
+
+    // Restoring guarantees comes first, then by priority.
+    grows.sort_by_key(|g| {
+        let slot = &slots[g.slot];
+        (!g.forced, Reverse(slot.policy.priority), slot.usage.domid)
+    });
+    let mut budget = free_mem_kb.saturating_sub(policy.slush_kb);
+    for g in grows {
+        let slot = &mut slots[g.slot];
+        let current = slot.usage.mem_target_kb;
+        let amount = (g.to - current).min(budget);
+        if amount == 0 || (!g.forced && amount < deadband) {
+            continue;
+        }
+        budget -= amount;
+        if g.forced {
+            slot.mem.force(current + amount, g.reason);
+        } else {
+            slot.mem.set(current + amount, g.reason);
+        }
+    }
+
+    for slot in slots.iter_mut() {
+        let current = slot.usage.mem_target_kb;
+        if slot.mem.forced || slot.mem.to == current {
+            continue;
+        }
+        let direction = if slot.mem.to > current {
+            Direction::Up
+        } else {
+            Direction::Down
+        };
+        slot.mem_trend
+            .record(direction, tick, policy.cooldown_ticks);
+    }
+}

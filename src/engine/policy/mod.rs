@@ -1,0 +1,297 @@
+//! Policy: usage + SLA model + host capacity → a plan.
+//!
+//! Each managed domain (an alive domain whose name has a [`DomainPolicy`]) is
+//! guaranteed its SLA level. What the levels leave of the host's CPU pool,
+//! plus what idle domains do not use, goes to the domains that need more:
+//! saturated ones, and ones whose guest reports a response time above its
+//! SLA. Memory moves the same way, from guests with spare memory to guests
+//! short of it, never letting the host's free memory fall below the slush.
+//! The CPU side lives in [`cpu`], memory in [`memory`], the anti-flapping
+//! rules in [`trend`], and the checks of a configuration in [`validate`].
+
+mod cpu;
+mod memory;
+mod trend;
+mod validate;
+
+use std::collections::{HashMap, HashSet};
+
+use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason};
+use super::monitor::Usage;
+use super::sla::{DomainPolicy, Level, PolicyConfig};
+use trend::Trend;
+
+/// Xen's credit schedulers accept weights in 1..=65535.
+const WEIGHT_MAX: u32 = 65_535;
+
+/// A policy that cannot be applied on this host.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+/// What the policy remembers of a managed domain between ticks.
+#[derive(Debug, Clone)]
+struct Remembered {
+    name: String,
+    cap: Trend,
+    mem: Trend,
+    seen: u64,
+}
+
+/// The decision maker; keeps per-domain cooldowns between ticks.
+#[derive(Debug)]
+pub struct Policy {
+    config: PolicyConfig,
+    /// Index of each domain's policy in `config.domains`, by name; built
+    /// once per configuration so a tick never scans the configuration.
+    by_name: HashMap<String, usize>,
+    /// Domains whose level changed at run time, applied at the next tick.
+    sla_changed: HashSet<String>,
+    remembered: HashMap<DomId, Remembered>,
+    /// Uncapped unmanaged guests already warned about, with the tick they
+    /// were last seen (so a domain that comes back is warned about again).
+    warned_uncapped: HashMap<DomId, u64>,
+    /// Whether the last tick found the guarantees larger than the pool.
+    over_committed: bool,
+    tick: u64,
+}
+
+/// One managed domain during one tick: its inputs and what was decided.
+#[derive(Debug)]
+pub(super) struct Slot<'a> {
+    pub usage: &'a Usage,
+    pub policy: &'a DomainPolicy,
+    pub sla_changed: bool,
+    pub cap_trend: Trend,
+    pub mem_trend: Trend,
+    pub cap: Decision<u32>,
+    pub mem: Decision<KiB>,
+}
+
+/// A decided value for one resource of one domain.
+#[derive(Debug, Clone)]
+pub(super) struct Decision<T> {
+    pub to: T,
+    pub reason: Option<Reason>,
+    /// Made to restore a bound (guarantee, ceiling, pool); such changes
+    /// ignore cooldown, step and deadband, and do not count as a trend.
+    pub forced: bool,
+}
+
+impl<T: Copy> Decision<T> {
+    fn keep(current: T) -> Self {
+        Self {
+            to: current,
+            reason: None,
+            forced: false,
+        }
+    }
+
+    pub fn set(&mut self, to: T, reason: Reason) {
+        self.to = to;
+        self.reason = Some(reason);
+    }
+
+    pub fn force(&mut self, to: T, reason: Reason) {
+        self.set(to, reason);
+        self.forced = true;
+    }
+}
+
+impl Policy {
+    pub fn new(config: PolicyConfig) -> Self {
+        let mut policy = Self {
+            config: PolicyConfig::default(),
+            by_name: HashMap::new(),
+            sla_changed: HashSet::new(),
+            remembered: HashMap::new(),
+            warned_uncapped: HashMap::new(),
+            over_committed: false,
+            tick: 0,
+        };
+        policy.set_config(config);
+        policy
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Checks that `config` can be applied on `host`: bounds in order, names
+    /// unique, and the guaranteed levels within the host's capacity. The
+    /// error lists every problem found, naming the domain.
+    pub fn validate(config: &PolicyConfig, host: &HostInfo) -> Result<(), PolicyError> {
+        validate::validate(config, host)
+    }
+
+    /// Replaces the configuration (a reload). Cooldowns are kept; pending
+    /// level changes of domains still configured are kept too.
+    pub fn set_config(&mut self, config: PolicyConfig) {
+        self.by_name.clear();
+        for (i, domain) in config.domains.iter().enumerate() {
+            // With duplicate names (rejected by validate) the first one wins.
+            self.by_name.entry(domain.name.clone()).or_insert(i);
+        }
+        self.sla_changed
+            .retain(|name| config.domains.iter().any(|d| &d.name == name));
+        self.config = config;
+    }
+
+    /// Gives domain `name` a new SLA level, applied at the next
+    /// [`Policy::decide`] with [`Reason::SlaChanged`]. False if no domain of
+    /// that name is configured.
+    pub fn set_level(&mut self, name: &str, level: Level) -> bool {
+        let Some(&i) = self.by_name.get(name) else {
+            return false;
+        };
+        self.config.domains[i].level = level;
+        self.sla_changed.insert(name.to_string());
+        true
+    }
+
+    /// Decides this tick's plan from the usage of every alive domain.
+    pub fn decide(&mut self, host: &HostInfo, usage: &[Usage]) -> Plan {
+        self.tick += 1;
+        let tick = self.tick;
+        let host_policy = &self.config.host;
+
+        let mut order: Vec<&Usage> = usage.iter().collect();
+        order.sort_by_key(|u| u.domid);
+        let mut claimed: HashSet<&str> = HashSet::with_capacity(order.len());
+        let mut slots: Vec<Slot> = Vec::with_capacity(order.len());
+        let mut unmanaged_caps: u64 = 0;
+        for u in order {
+            if u.domid == 0 {
+                continue;
+            }
+            let managed = self
+                .by_name
+                .get(u.name.as_str())
+                .filter(|_| claimed.insert(u.name.as_str()));
+            let Some(&i) = managed else {
+                if u.sched.cap > 0 {
+                    unmanaged_caps += u64::from(u.sched.cap);
+                } else if self.warned_uncapped.insert(u.domid, tick).is_none() {
+                    log::warn!(
+                        "domain {} ({}) is not managed and uncapped: rex cannot account \
+                         for the CPU it takes",
+                        u.name,
+                        u.domid
+                    );
+                } else {
+                    self.warned_uncapped.insert(u.domid, tick);
+                }
+                continue;
+            };
+            let remembered = self
+                .remembered
+                .entry(u.domid)
+                .or_insert_with(|| Remembered {
+                    name: u.name.clone(),
+                    cap: Trend::default(),
+                    mem: Trend::default(),
+                    seen: tick,
+                });
+            if remembered.name != u.name {
+                // The domid now belongs to another domain.
+                *remembered = Remembered {
+                    name: u.name.clone(),
+                    cap: Trend::default(),
+                    mem: Trend::default(),
+                    seen: tick,
+                };
+            }
+            remembered.seen = tick;
+            slots.push(Slot {
+                usage: u,
+                policy: &self.config.domains[i],
+                sla_changed: self.sla_changed.contains(u.name.as_str()),
+                cap_trend: remembered.cap,
+                mem_trend: remembered.mem,
+                cap: Decision::keep(u.sched.cap),
+                mem: Decision::keep(u.mem_target_kb),
+            });
+        }
+        self.remembered.retain(|_, r| r.seen == tick);
+        self.warned_uncapped.retain(|_, seen| *seen == tick);
+
+        let pool = cpu::pool(host, host_policy, unmanaged_caps);
+        let fits = cpu::plan(host_policy, pool, &mut slots, tick);
+        if !fits && !self.over_committed {
+            log::warn!(
+                "the managed domains' guarantees exceed the CPU pool of {pool}%: \
+                 each is held at its guarantee"
+            );
+        }
+        self.over_committed = !fits;
+        memory::plan(host_policy, host.free_mem_kb, &mut slots, tick);
+
+        let plan = build_plan(&slots);
+        for slot in &slots {
+            self.sla_changed.remove(slot.usage.name.as_str());
+            if let Some(remembered) = self.remembered.get_mut(&slot.usage.domid) {
+                remembered.cap = slot.cap_trend;
+                remembered.mem = slot.mem_trend;
+            }
+        }
+        plan
+    }
+}
+
+/// Orders the changes: cap decreases before increases (so the pool is never
+/// over-committed mid-way), weights, then every memory shrink before any grow.
+fn build_plan(slots: &[Slot]) -> Plan {
+    let mut cap_down = Vec::new();
+    let mut cap_up = Vec::new();
+    let mut weights = Vec::new();
+    let mut mem_down = Vec::new();
+    let mut mem_up = Vec::new();
+    for slot in slots {
+        let u = slot.usage;
+        let change = |action, reason: &Reason| Change {
+            domid: u.domid,
+            name: u.name.clone(),
+            action,
+            reason: reason.clone(),
+        };
+        if let (Some(reason), from, to) = (&slot.cap.reason, u.sched.cap, slot.cap.to) {
+            if to != from {
+                let list = if to < from && from != 0 {
+                    &mut cap_down
+                } else {
+                    &mut cap_up
+                };
+                list.push(change(Action::Cap { from, to }, reason));
+            }
+        }
+        let weight = slot.policy.weight.clamp(1, WEIGHT_MAX);
+        if u.sched.weight != weight {
+            weights.push(change(
+                Action::Weight {
+                    from: u.sched.weight,
+                    to: weight,
+                },
+                &Reason::Guarantee,
+            ));
+        }
+        if let (Some(reason), from, to) = (&slot.mem.reason, u.mem_target_kb, slot.mem.to) {
+            if to != from {
+                let list = if to < from {
+                    &mut mem_down
+                } else {
+                    &mut mem_up
+                };
+                list.push(change(Action::Memory { from, to }, reason));
+            }
+        }
+    }
+    let mut changes = cap_down;
+    changes.extend(cap_up);
+    changes.extend(weights);
+    changes.extend(mem_down);
+    changes.extend(mem_up);
+    Plan { changes }
+}
+
+#[cfg(test)]
+mod tests;

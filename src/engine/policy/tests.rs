@@ -1,0 +1,476 @@
+//! Behaviour of the policy, mostly driven through the whole engine on a tiny
+//! closed loop: each domain has a CPU demand, uses min(demand, cap), and the
+//! plan is applied before the next tick.
+
+use super::*;
+use crate::engine::model::{Action, DomainObservation, GuestReport, HostInfo, Snapshot};
+use crate::engine::sla::HostPolicy;
+use crate::engine::testutil::{domain, host, usage, SEC};
+use crate::engine::Engine;
+
+fn managed(name: &str, level_cap: u32) -> DomainPolicy {
+    DomainPolicy {
+        name: name.to_string(),
+        sla_ms: Some(900.0),
+        level: Level {
+            load: 0,
+            cap_pct: level_cap,
+            mem_kb: 65_536,
+        },
+        cap_min: 5,
+        cap_max: 80,
+        mem_min_kb: 65_536,
+        mem_max_kb: 262_144,
+        weight: 256,
+        priority: 0,
+    }
+}
+
+fn config(domains: Vec<DomainPolicy>) -> PolicyConfig {
+    PolicyConfig {
+        host: HostPolicy::default(),
+        domains,
+    }
+}
+
+/// The closed loop: demands in percent of one pCPU, one second per tick.
+struct Loop {
+    engine: Engine,
+    host: HostInfo,
+    domains: Vec<DomainObservation>,
+    demand: Vec<f64>,
+    at_ns: u64,
+    /// Every change made, with the tick it was made at.
+    history: Vec<(u64, Change)>,
+}
+
+impl Loop {
+    fn new(config: PolicyConfig, names: &[&str]) -> Self {
+        let domains = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| domain(i as DomId + 1, name, 0))
+            .collect();
+        Self {
+            engine: Engine::new(config),
+            host: host(1, 512 * 1024),
+            domains,
+            demand: vec![10.0; names.len()],
+            at_ns: 0,
+            history: Vec::new(),
+        }
+    }
+
+    fn tick(&mut self) -> Plan {
+        for (d, demand) in self.domains.iter_mut().zip(&self.demand) {
+            let used = demand.min(f64::from(d.sched.cap));
+            d.info.cpu_time_ns += (used / 100.0 * SEC as f64) as u64;
+        }
+        self.at_ns += SEC;
+        let snapshot = Snapshot {
+            at_ns: self.at_ns,
+            host: self.host.clone(),
+            domains: self.domains.clone(),
+        };
+        let plan = self.engine.step(&snapshot).plan;
+        for change in &plan.changes {
+            let d = self
+                .domains
+                .iter_mut()
+                .find(|d| d.info.domid == change.domid)
+                .expect("change for a known domain");
+            match change.action {
+                Action::Cap { to, .. } => d.sched.cap = to,
+                Action::Weight { to, .. } => d.sched.weight = to,
+                Action::Memory { to, .. } => {
+                    d.info.mem_target_kb = to;
+                    d.info.mem_current_kb = to;
+                }
+            }
+            self.history.push((self.at_ns / SEC, change.clone()));
+        }
+        plan
+    }
+
+    fn run(&mut self, ticks: usize) {
+        for _ in 0..ticks {
+            self.tick();
+        }
+    }
+
+    fn cap(&self, i: usize) -> u32 {
+        self.domains[i].sched.cap
+    }
+
+    fn cap_directions(&self, name: &str) -> Vec<bool> {
+        self.history
+            .iter()
+            .filter(|(_, c)| c.name == name)
+            .filter_map(|(_, c)| match c.action {
+                Action::Cap { from, to } => Some(to > from),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn load_step_gets_cpu_and_load_drop_gives_it_back() {
+    let mut sim = Loop::new(
+        config(vec![managed("vm1", 20), managed("vm2", 20)]),
+        &["vm1", "vm2"],
+    );
+    sim.run(5);
+    assert_eq!(
+        (sim.cap(0), sim.cap(1)),
+        (20, 20),
+        "light load stays at the level"
+    );
+
+    sim.demand[1] = 60.0;
+    sim.run(10);
+    assert!(
+        sim.cap(1) > 60,
+        "vm2 was not given enough: cap {}",
+        sim.cap(1)
+    );
+    assert!(sim.cap(0) + sim.cap(1) <= 100);
+    assert!(sim
+        .history
+        .iter()
+        .any(|(_, c)| c.name == "vm2" && matches!(c.reason, Reason::Saturated { .. })));
+
+    sim.demand[1] = 5.0;
+    sim.run(20);
+    assert_eq!(sim.cap(1), 20, "vm2 back at its guarantee once idle");
+    assert!(sim
+        .history
+        .iter()
+        .any(|(_, c)| c.name == "vm2" && matches!(c.reason, Reason::Idle { .. })));
+}
+
+#[test]
+fn steady_load_does_not_flap() {
+    for demand in [12.0, 19.0, 25.0, 35.0, 47.0, 55.0, 79.0, 95.0] {
+        let mut sim = Loop::new(
+            config(vec![managed("vm1", 20), managed("vm2", 20)]),
+            &["vm1", "vm2"],
+        );
+        sim.demand = vec![demand, 10.0];
+        sim.run(100);
+        let directions = sim.cap_directions("vm1");
+        let reversals = directions.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            reversals <= 1,
+            "demand {demand}: cap went {directions:?} (up = true)"
+        );
+        let late = sim.history.iter().filter(|(tick, _)| *tick > 30).count();
+        assert_eq!(late, 0, "demand {demand}: still changing after 30 ticks");
+    }
+}
+
+#[test]
+fn higher_priority_is_served_first() {
+    let mut low = managed("low", 20);
+    low.priority = 1;
+    let mut high = managed("high", 20);
+    high.priority = 2;
+    let mut policy = Policy::new(config(vec![low, high]));
+    // Pool 100, caps 20 + 20 + an unmanaged guest capped at 50: 10 idle.
+    let rows = vec![
+        usage(1, "low", 20, 20.0),
+        usage(2, "high", 20, 20.0),
+        usage(3, "other", 50, 1.0),
+    ];
+    let plan = policy.decide(&host(1, 0), &rows);
+    assert_eq!(cap_change(&plan, "high"), Some((20, 30)));
+    assert_eq!(cap_change(&plan, "low"), None, "nothing left for low");
+}
+
+#[test]
+fn same_priority_shares_in_proportion_to_weight() {
+    let mut light = managed("light", 20);
+    light.weight = 256;
+    let mut heavy = managed("heavy", 20);
+    heavy.weight = 768;
+    let mut cfg = config(vec![light, heavy]);
+    cfg.host.max_step_cap = 100;
+    let mut policy = Policy::new(cfg);
+    let mut rows = vec![usage(1, "light", 20, 20.0), usage(2, "heavy", 20, 20.0)];
+    rows[0].sched.weight = 256;
+    rows[1].sched.weight = 768;
+    // Unmanaged guest capped at 20: 40 idle, split 1:3.
+    rows.push(usage(3, "other", 20, 1.0));
+    let plan = policy.decide(&host(1, 0), &rows);
+    assert_eq!(cap_change(&plan, "light"), Some((20, 30)));
+    assert_eq!(cap_change(&plan, "heavy"), Some((20, 50)));
+}
+
+#[test]
+fn sla_miss_gets_cpu_even_when_not_saturated() {
+    let mut policy = Policy::new(config(vec![managed("vm2", 20)]));
+    let mut row = usage(2, "vm2", 20, 10.0);
+    row.report.response_ms = Some(1500.0);
+    let plan = policy.decide(&host(1, 0), &[row]);
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.name == "vm2")
+        .expect("a change");
+    assert_eq!(change.action, Action::Cap { from: 20, to: 40 });
+    assert!(matches!(change.reason, Reason::SlaMissed { .. }));
+}
+
+#[test]
+fn sla_change_applies_the_new_level_at_the_next_tick() {
+    let mut sim = Loop::new(config(vec![managed("vm2", 20)]), &["vm2"]);
+    sim.run(3);
+    assert!(sim.engine.set_level(
+        "vm2",
+        Level {
+            load: 80,
+            cap_pct: 45,
+            mem_kb: 98_304,
+        },
+    ));
+    assert!(!sim.engine.set_level(
+        "nobody",
+        Level {
+            load: 1,
+            cap_pct: 1,
+            mem_kb: 1
+        }
+    ));
+    let plan = sim.tick();
+    let reasons: Vec<(Action, Reason)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.action, c.reason.clone()))
+        .collect();
+    assert!(reasons.contains(&(Action::Cap { from: 20, to: 45 }, Reason::SlaChanged)));
+    assert!(reasons.contains(&(
+        Action::Memory {
+            from: 65_536,
+            to: 98_304
+        },
+        Reason::SlaChanged
+    )));
+    assert!(sim
+        .tick()
+        .changes
+        .iter()
+        .all(|c| c.reason != Reason::SlaChanged));
+}
+
+#[test]
+fn bounds_are_restored_at_once_whatever_the_cooldown() {
+    let mut cfg = config(vec![managed("a", 30), managed("b", 20), managed("c", 20)]);
+    cfg.host.cooldown_ticks = 1000;
+    let mut policy = Policy::new(cfg);
+    let rows = vec![
+        usage(1, "a", 0, 5.0),  // uncapped
+        usage(2, "b", 3, 3.0),  // below its guarantee
+        usage(3, "c", 95, 5.0), // above cap_max 80
+        usage(0, "Domain-0", 0, 50.0),
+    ];
+    let plan = policy.decide(&host(2, 0), &rows);
+    assert_eq!(cap_change(&plan, "a"), Some((0, 30)));
+    assert_eq!(cap_change(&plan, "b"), Some((3, 20)));
+    assert_eq!(cap_change(&plan, "c"), Some((95, 80)));
+    assert!(plan.changes.iter().all(|c| c.domid != 0), "dom0 untouched");
+}
+
+#[test]
+fn over_committed_caps_are_cut_back_to_the_pool() {
+    let mut policy = Policy::new(config(vec![managed("a", 20), managed("b", 20)]));
+    let rows = vec![usage(1, "a", 70, 70.0), usage(2, "b", 70, 70.0)];
+    let plan = policy.decide(&host(1, 0), &rows);
+    let total: u32 = ["a", "b"]
+        .iter()
+        .map(|n| cap_change(&plan, n).map_or(70, |c| c.1))
+        .sum();
+    assert_eq!(total, 100);
+    assert!(plan
+        .changes
+        .iter()
+        .all(|c| c.reason == Reason::OverCommitted));
+}
+
+#[test]
+fn unmanaged_guests_are_left_alone() {
+    let mut policy = Policy::new(config(vec![managed("vm1", 20)]));
+    let rows = vec![
+        usage(0, "Domain-0", 0, 90.0),
+        usage(1, "vm1", 20, 20.0),
+        usage(5, "stranger", 10, 10.0),
+        usage(6, "wild", 0, 99.0),
+    ];
+    let plan = policy.decide(&host(1, 0), &rows);
+    assert!(plan.changes.iter().all(|c| c.domid == 1), "{plan:?}");
+    // Pool 100 − stranger's 10: vm1 may have up to 80 (its cap_max) in steps.
+    assert_eq!(cap_change(&plan, "vm1"), Some((20, 40)));
+}
+
+#[test]
+fn garbage_guest_values_gain_nothing_beyond_the_ceiling() {
+    let mut sim = Loop::new(config(vec![managed("vm1", 20)]), &["vm1"]);
+    sim.demand = vec![100.0];
+    sim.domains[0].report = GuestReport {
+        mem_free_kb: Some(0),
+        mem_total_kb: Some(u64::MAX),
+        response_ms: Some(f64::NAN),
+    };
+    sim.run(50);
+    assert_eq!(sim.cap(0), 80, "cap_max holds");
+    assert_eq!(sim.domains[0].info.mem_target_kb, 262_144, "mem_max holds");
+    assert!(sim
+        .history
+        .iter()
+        .all(|(_, c)| !matches!(c.reason, Reason::SlaMissed { .. })));
+    sim.domains[0].report.response_ms = Some(1e300);
+    sim.run(5);
+    assert!(sim
+        .history
+        .iter()
+        .all(|(_, c)| !matches!(c.reason, Reason::SlaMissed { .. })));
+}
+
+#[test]
+fn memory_pressure_grows_within_step_and_slush_after_shrinks() {
+    let mut cfg = config(vec![managed("donor", 20), managed("needy", 20)]);
+    cfg.host.slush_kb = 32 * 1024;
+    let mut policy = Policy::new(cfg);
+    let mut donor = usage(1, "donor", 20, 10.0);
+    donor.mem_target_kb = 200_000;
+    donor.report = GuestReport {
+        mem_free_kb: Some(150_000),
+        mem_total_kb: Some(200_000),
+        response_ms: None,
+    };
+    donor.mem_used_kb = Some(50_000);
+    let mut needy = usage(2, "needy", 20, 10.0);
+    needy.report = GuestReport {
+        mem_free_kb: Some(1_000),
+        mem_total_kb: Some(65_536),
+        response_ms: None,
+    };
+    // 40 MiB free, 32 MiB slush: only 8 MiB may be handed out now.
+    let plan = policy.decide(&host(1, 40 * 1024), &[donor, needy]);
+    let memory: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Memory { .. }))
+        .collect();
+    assert_eq!(memory.len(), 2, "{plan:?}");
+    assert_eq!(
+        memory[0].action,
+        Action::Memory {
+            from: 200_000,
+            to: 200_000 - 64 * 1024
+        },
+        "shrink first, by one step"
+    );
+    assert!(matches!(memory[0].reason, Reason::SpareMemory { .. }));
+    assert_eq!(
+        memory[1].action,
+        Action::Memory {
+            from: 65_536,
+            to: 65_536 + 8 * 1024
+        }
+    );
+    assert!(matches!(memory[1].reason, Reason::MemoryPressure { .. }));
+}
+
+#[test]
+fn small_changes_inside_the_deadband_are_skipped() {
+    let mut cfg = config(vec![managed("vm1", 20)]);
+    cfg.host.deadband_cap = 5;
+    let mut policy = Policy::new(cfg);
+    // Idle at 21 with a guarantee of 20: a 1-point shrink is not worth it.
+    let plan = policy.decide(&host(1, 0), &[usage(1, "vm1", 21, 1.0)]);
+    assert!(plan.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn weight_is_set_to_the_configured_one() {
+    let mut cfg = config(vec![managed("vm1", 20)]);
+    cfg.domains[0].weight = 512;
+    let mut policy = Policy::new(cfg);
+    let plan = policy.decide(&host(1, 0), &[usage(1, "vm1", 20, 10.0)]);
+    assert_eq!(plan.changes.len(), 1);
+    assert_eq!(
+        plan.changes[0].action,
+        Action::Weight { from: 256, to: 512 }
+    );
+    assert_eq!(plan.changes[0].reason, Reason::Guarantee);
+}
+
+#[test]
+fn validate_names_the_domain_and_the_problem() {
+    let h = host(1, 0);
+    let mut bad = managed("vm2", 20);
+    bad.cap_min = 50;
+    bad.cap_max = 40;
+    let err = Policy::validate(&config(vec![bad]), &h).unwrap_err();
+    assert!(
+        err.0.contains("`vm2'") && err.0.contains("cap_min 50"),
+        "{err}"
+    );
+
+    let err = Policy::validate(&config(vec![managed("a", 20), managed("a", 20)]), &h).unwrap_err();
+    assert!(err.0.contains("`a' is listed twice"), "{err}");
+
+    let mut bad = managed("vm3", 20);
+    bad.mem_min_kb = 2 * bad.mem_max_kb;
+    let err = Policy::validate(&config(vec![bad]), &h).unwrap_err();
+    assert!(
+        err.0.contains("`vm3'") && err.0.contains("mem_min"),
+        "{err}"
+    );
+
+    let levels = vec![managed("a", 60), managed("b", 50)];
+    let err = Policy::validate(&config(levels), &h).unwrap_err();
+    assert!(err.0.contains("110%") && err.0.contains("a 60%"), "{err}");
+
+    assert_eq!(
+        Policy::validate(&config(vec![managed("a", 50), managed("b", 50)]), &h),
+        Ok(())
+    );
+}
+
+#[test]
+fn reload_keeps_running_and_uses_the_new_bounds() {
+    let mut sim = Loop::new(config(vec![managed("vm1", 20)]), &["vm1"]);
+    sim.run(2);
+    let mut tighter = managed("vm1", 20);
+    tighter.cap_max = 15;
+    tighter.cap_min = 10;
+    tighter.level.cap_pct = 10;
+    sim.engine.set_config(config(vec![tighter]));
+    sim.tick();
+    assert_eq!(sim.cap(0), 15);
+    assert_eq!(
+        sim.history.last().map(|(_, c)| c.reason.clone()),
+        Some(Reason::Ceiling)
+    );
+}
+
+fn cap_change(plan: &Plan, name: &str) -> Option<(u32, u32)> {
+    plan.changes.iter().find_map(|c| match c.action {
+        Action::Cap { from, to } if c.name == name => Some((from, to)),
+        _ => None,
+    })
+}
+
+#[test]
+fn share_is_proportional_and_respects_limits() {
+    assert_eq!(cpu::share(40, &[(100, 1), (100, 3)]), vec![10, 30]);
+    assert_eq!(cpu::share(40, &[(5, 1), (100, 1)]), vec![5, 35]);
+    assert_eq!(cpu::share(10, &[(3, 1), (3, 1)]), vec![3, 3]);
+    assert_eq!(
+        cpu::share(7, &[(10, 1), (10, 1), (10, 1)])
+            .iter()
+            .sum::<u64>(),
+        7
+    );
+}

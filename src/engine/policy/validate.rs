@@ -1,0 +1,199 @@
+//! Checks of a policy configuration against a host, before it is used.
+
+use std::collections::HashSet;
+
+use super::{PolicyError, WEIGHT_MAX};
+use crate::engine::model::{HostInfo, KiB};
+use crate::engine::sla::{DomainPolicy, PolicyConfig};
+
+/// How many domains an over-capacity message names, largest first.
+const NAMED_IN_SUMS: usize = 5;
+
+pub fn validate(config: &PolicyConfig, host: &HostInfo) -> Result<(), PolicyError> {
+    let mut problems = Vec::new();
+    check_host_knobs(config, &mut problems);
+    let mut names = HashSet::new();
+    for domain in &config.domains {
+        if domain.name.is_empty() {
+            problems.push("a domain has an empty name".to_string());
+        } else if !names.insert(domain.name.as_str()) {
+            problems.push(format!("domain `{}' is listed twice", domain.name));
+        }
+        check_domain(domain, &mut problems);
+    }
+    check_capacity(config, host, &mut problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyError(problems.join("; ")))
+    }
+}
+
+fn check_host_knobs(config: &PolicyConfig, problems: &mut Vec<String>) {
+    let h = &config.host;
+    let mut check = |ok: bool, message: String| {
+        if !ok {
+            problems.push(message);
+        }
+    };
+    check(
+        h.smoothing > 0.0 && h.smoothing <= 1.0,
+        format!("smoothing {} must be in (0, 1]", h.smoothing),
+    );
+    check(
+        h.saturation_pct > 0.0 && h.saturation_pct <= 100.0,
+        format!("saturation {}% must be in (0, 100]", h.saturation_pct),
+    );
+    check(
+        (0.0..100.0).contains(&h.idle_pct),
+        format!("idle {}% must be in [0, 100)", h.idle_pct),
+    );
+    check(
+        !(h.idle_pct >= h.saturation_pct),
+        format!(
+            "idle {}% must be below saturation {}%",
+            h.idle_pct, h.saturation_pct
+        ),
+    );
+    check(
+        (0.0..100.0).contains(&h.mem_pressure_free_pct),
+        format!(
+            "mem_pressure {}% must be in [0, 100)",
+            h.mem_pressure_free_pct
+        ),
+    );
+    check(
+        h.max_step_cap >= 1,
+        "max_step_cap must be at least 1".to_string(),
+    );
+    check(
+        h.interval_ms >= 1,
+        "interval must be at least 1 ms".to_string(),
+    );
+}
+
+fn check_domain(d: &DomainPolicy, problems: &mut Vec<String>) {
+    let name = &d.name;
+    if d.cap_max == 0 {
+        problems.push(format!(
+            "domain `{name}': cap_max must be at least 1 (a cap of 0 means uncapped in Xen)"
+        ));
+    }
+    if d.cap_min > d.cap_max {
+        problems.push(format!(
+            "domain `{name}': cap_min {} is above cap_max {}",
+            d.cap_min, d.cap_max
+        ));
+    }
+    if d.mem_min_kb > d.mem_max_kb {
+        problems.push(format!(
+            "domain `{name}': mem_min {} is above mem_max {}",
+            mib(d.mem_min_kb),
+            mib(d.mem_max_kb)
+        ));
+    }
+    if d.weight == 0 || d.weight > WEIGHT_MAX {
+        problems.push(format!(
+            "domain `{name}': weight {} must be in 1..={WEIGHT_MAX}",
+            d.weight
+        ));
+    }
+    if let Some(sla_ms) = d.sla_ms.filter(|ms| !(ms.is_finite() && *ms > 0.0)) {
+        problems.push(format!(
+            "domain `{name}': sla_ms {sla_ms} must be a positive number of ms"
+        ));
+    }
+}
+
+/// The floors and the levels must fit the host: CPU in the pool left after
+/// dom0 and the reserve, memory in the host's memory less the slush.
+fn check_capacity(config: &PolicyConfig, host: &HostInfo, problems: &mut Vec<String>) {
+    let h = &config.host;
+    let capacity = u64::from(host.guest_pcpus) * 100;
+    let held = u64::from(h.dom0_cpu_pct) + u64::from(h.reserve_cpu_pct);
+    if held > capacity {
+        problems.push(format!(
+            "dom0_cpu {}% + reserve_cpu {}% exceed the guests' {} pCPU(s) ({capacity}%)",
+            h.dom0_cpu_pct, h.reserve_cpu_pct, host.guest_pcpus
+        ));
+    }
+    let pool = capacity.saturating_sub(held);
+    let pool_text = format!(
+        "the CPU pool of {pool}% ({} pCPU(s) × 100 − dom0_cpu {} − reserve_cpu {})",
+        host.guest_pcpus, h.dom0_cpu_pct, h.reserve_cpu_pct
+    );
+    let floors = sum_named(
+        &config.domains,
+        |d| u64::from(d.cap_floor()),
+        |v| format!("{v}%"),
+    );
+    let levels = sum_named(
+        &config.domains,
+        |d| u64::from(d.guaranteed_cap()),
+        |v| format!("{v}%"),
+    );
+    if floors.0 > pool {
+        problems.push(format!(
+            "the cap floors (cap_min) add up to {}% and exceed {pool_text}: {}",
+            floors.0, floors.1
+        ));
+    } else if levels.0 > pool {
+        problems.push(format!(
+            "the guaranteed caps (SLA levels) add up to {}% and exceed {pool_text}: {}",
+            levels.0, levels.1
+        ));
+    }
+    let memory = host.total_mem_kb.saturating_sub(h.slush_kb);
+    let mem_floors = sum_named(&config.domains, |d| d.mem_min_kb, mib);
+    let mem_levels = sum_named(&config.domains, |d| d.guaranteed_mem_kb(), mib);
+    let mem_text = format!(
+        "the host's {} less the slush of {}",
+        mib(host.total_mem_kb),
+        mib(h.slush_kb)
+    );
+    if mem_floors.0 > memory {
+        problems.push(format!(
+            "the memory floors (mem_min) add up to {} and exceed {mem_text}: {}",
+            mib(mem_floors.0),
+            mem_floors.1
+        ));
+    } else if mem_levels.0 > memory {
+        problems.push(format!(
+            "the guaranteed memory (SLA levels) adds up to {} and exceeds {mem_text}: {}",
+            mib(mem_levels.0),
+            mem_levels.1
+        ));
+    }
+}
+
+/// The sum of `value` over the domains, and the largest few named.
+fn sum_named(
+    domains: &[DomainPolicy],
+    value: impl Fn(&DomainPolicy) -> u64,
+    show: impl Fn(u64) -> String,
+) -> (u64, String) {
+    let mut values: Vec<(u64, &str)> = domains
+        .iter()
+        .map(|d| (value(d), d.name.as_str()))
+        .collect();
+    let total = values.iter().fold(0u64, |sum, v| sum.saturating_add(v.0));
+    values.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut named: Vec<String> = values
+        .iter()
+        .take(NAMED_IN_SUMS)
+        .map(|(v, name)| format!("{name} {}", show(*v)))
+        .collect();
+    if values.len() > NAMED_IN_SUMS {
+        named.push(format!("and {} more", values.len() - NAMED_IN_SUMS));
+    }
+    (total, named.join(", "))
+}
+
+/// Memory for messages, in MiB when whole, else KiB.
+fn mib(kb: KiB) -> String {
+    if kb % 1024 == 0 {
+        format!("{}M", kb / 1024)
+    } else {
+        format!("{kb}K")
+    }
+}
