@@ -1,0 +1,357 @@
+//! Property tests of the policy: whatever the usage, guest reports and
+//! configuration, a plan applied to its inputs keeps the pool, the bounds,
+//! the slush and the order of memory changes, and never touches a domain rex
+//! does not manage.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use rex::engine::monitor::clamp_report;
+use rex::engine::{
+    Action, DomainPolicy, GuestReport, HostInfo, HostPolicy, KiB, Level, Plan, Policy,
+    PolicyConfig, SchedParams, Scheduler, Usage,
+};
+
+const MIB: KiB = 1024;
+
+#[derive(Debug, Clone)]
+struct Case {
+    host: HostInfo,
+    config: PolicyConfig,
+    rows: Vec<Usage>,
+    /// CPU use of every row at later ticks, as a fraction of its vCPUs.
+    later: Vec<Vec<f64>>,
+}
+
+/// Decodes bounded fields from random words. Generating a few plain words
+/// per domain (rather than one strategy per field) keeps 10,000 cases fast
+/// in a debug build; shrinking a word still shrinks its fields towards 0.
+struct Fields<'a> {
+    words: &'a [u64],
+    current: u64,
+}
+
+impl<'a> Fields<'a> {
+    fn new(words: &'a [u64]) -> Self {
+        Self { words, current: 0 }
+    }
+
+    /// A value in 0..n.
+    fn below(&mut self, n: u64) -> u64 {
+        if self.current < n {
+            if let Some((&next, rest)) = self.words.split_first() {
+                self.current = next;
+                self.words = rest;
+            }
+        }
+        let value = self.current % n;
+        self.current /= n;
+        value
+    }
+
+    fn range(&mut self, low: u64, high: u64) -> u64 {
+        low + self.below(high - low + 1)
+    }
+
+    fn fraction(&mut self) -> f64 {
+        self.below(1001) as f64 / 1000.0
+    }
+
+    /// True with probability `percent`%.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn host_policy(f: &mut Fields) -> HostPolicy {
+    HostPolicy {
+        dom0_cpu_pct: f.range(0, 60) as u32,
+        reserve_cpu_pct: f.range(0, 40) as u32,
+        slush_kb: f.range(0, 128) * MIB,
+        saturation_pct: 50.0 + 50.0 * f.fraction(),
+        idle_pct: 49.0 * f.fraction(),
+        deadband_cap: f.range(0, 6) as u32,
+        deadband_mem_kb: f.range(0, 16) * MIB,
+        max_step_cap: f.range(0, 40) as u32,
+        max_step_mem_kb: f.range(0, 128) * MIB,
+        cooldown_ticks: f.range(0, 5) as u32,
+        mem_pressure_free_pct: 30.0 * f.fraction(),
+        ..HostPolicy::default()
+    }
+}
+
+/// A domain's policy. Now and then cap_min > cap_max, cap_max = 0 or
+/// mem_min > mem_max, which validation rejects.
+fn domain_policy(f: &mut Fields, name: String) -> DomainPolicy {
+    let cap_min = f.range(0, 60);
+    let cap_max = (cap_min + f.range(0, 305)).saturating_sub(5);
+    let mem_min = f.range(0, 128) * MIB;
+    let mem_max = (mem_min + f.range(0, 392) * MIB).saturating_sub(8 * MIB);
+    DomainPolicy {
+        name,
+        sla_ms: f.chance(70).then(|| 1.0 + f.range(0, 2000) as f64),
+        level: Level {
+            load: 0,
+            cap_pct: f.range(0, 200) as u32,
+            mem_kb: f.range(0, 512) * MIB,
+        },
+        cap_min: cap_min as u32,
+        cap_max: cap_max as u32,
+        mem_min_kb: mem_min,
+        mem_max_kb: mem_max,
+        weight: f.range(1, 1024) as u32,
+        priority: f.range(0, 3) as u32,
+    }
+}
+
+/// A usage row as the monitor hands it over, guest values clamped.
+fn usage_row(f: &mut Fields, domid: u32, name: String) -> Usage {
+    let cap = if f.chance(10) {
+        0
+    } else {
+        f.range(1, 500) as u32
+    };
+    let weight = f.range(1, 1024) as u32;
+    let vcpus = f.range(1, 4) as u32;
+    let has_cpu_sample = f.chance(85);
+    let cpu_pct = if has_cpu_sample {
+        f.fraction() * f64::from(vcpus) * 100.0
+    } else {
+        0.0
+    };
+    let mem_target_kb = f.range(0, 600) * MIB;
+    let mem_max_kb = f.range(0, 700) * MIB;
+    let raw = GuestReport {
+        mem_free_kb: f.chance(70).then(|| f.range(0, 600) * MIB + f.below(1024)),
+        mem_total_kb: f.chance(70).then(|| f.range(0, 600) * MIB),
+        response_ms: match f.below(5) {
+            0 => None,
+            1 => Some(f64::NAN),
+            2 => Some(1e300),
+            _ => Some(f.range(0, 3000) as f64),
+        },
+    };
+    let report = clamp_report(&raw, mem_max_kb, mem_target_kb);
+    Usage {
+        domid,
+        name,
+        cpu_pct,
+        cpu_pct_raw: cpu_pct,
+        vcpus,
+        sched: SchedParams { weight, cap },
+        mem_current_kb: mem_target_kb,
+        mem_target_kb,
+        mem_max_kb,
+        mem_used_kb: match (report.mem_total_kb, report.mem_free_kb) {
+            (Some(t), Some(free)) => Some(t - free),
+            _ => None,
+        },
+        report,
+        has_cpu_sample,
+    }
+}
+
+/// A host, its policy, dom0, up to 6 configured domains (most of them
+/// running) and up to 3 guests rex does not manage, plus up to 3 later ticks.
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec(any::<u64>(), 4),
+        prop::collection::vec(prop::collection::vec(any::<u64>(), 4), 0..7),
+        prop::collection::vec(prop::collection::vec(any::<u64>(), 3), 0..4),
+        prop::collection::vec(any::<u64>(), 0..3),
+    )
+        .prop_map(|(host_words, managed, others, later_words)| {
+            let mut f = Fields::new(&host_words);
+            let total_mb = f.range(256, 8192);
+            let host = HostInfo {
+                guest_pcpus: f.range(1, 8) as u32,
+                total_mem_kb: total_mb * MIB,
+                free_mem_kb: f.range(0, 2048).min(total_mb) * MIB,
+                scheduler: Scheduler::Credit,
+            };
+            let host_policy = host_policy(&mut f);
+            let mut rows = vec![usage_row(&mut f, 0, "Domain-0".into())];
+            let mut domains = Vec::new();
+            for (i, words) in managed.iter().enumerate() {
+                let mut f = Fields::new(words);
+                let name = format!("vm{i}");
+                if f.chance(90) {
+                    rows.push(usage_row(&mut f, 1 + 2 * i as u32, name.clone()));
+                }
+                domains.push(domain_policy(&mut f, name));
+            }
+            for (i, words) in others.iter().enumerate() {
+                let mut f = Fields::new(words);
+                rows.push(usage_row(&mut f, 100 + i as u32, format!("stranger{i}")));
+            }
+            let later = later_words
+                .iter()
+                .map(|&word| {
+                    (0..8)
+                        .map(|b| ((word >> (8 * b)) & 0xff) as f64 / 255.0)
+                        .collect()
+                })
+                .collect();
+            Case {
+                host,
+                config: PolicyConfig {
+                    host: host_policy,
+                    domains,
+                },
+                rows,
+                later,
+            }
+        })
+}
+
+/// What a plan did to the rows, checked as it is applied.
+/// `valid`: whether the configuration passed [`Policy::validate`].
+fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), TestCaseError> {
+    let policies: HashMap<&str, &DomainPolicy> = case
+        .config
+        .domains
+        .iter()
+        .map(|d| (d.name.as_str(), d))
+        .collect();
+    let h = &case.config.host;
+    let budget = case.host.free_mem_kb.saturating_sub(h.slush_kb);
+    let unmanaged_caps: u64 = case
+        .rows
+        .iter()
+        .filter(|r| r.domid != 0 && !policies.contains_key(r.name.as_str()))
+        .map(|r| u64::from(r.sched.cap))
+        .sum();
+    let pool = (u64::from(case.host.guest_pcpus) * 100)
+        .saturating_sub(u64::from(h.dom0_cpu_pct) + u64::from(h.reserve_cpu_pct))
+        .saturating_sub(unmanaged_caps);
+    let before: Vec<Usage> = case.rows.clone();
+
+    let mut seen_grow = false;
+    let mut growth: KiB = 0;
+    let mut touched: HashMap<(u32, u8), usize> = HashMap::new();
+    for change in &plan.changes {
+        let row = case
+            .rows
+            .iter_mut()
+            .find(|r| r.domid == change.domid)
+            .ok_or_else(|| TestCaseError::fail(format!("change for unknown domain: {change:?}")))?;
+        prop_assert!(change.domid != 0, "dom0 changed: {change:?}");
+        prop_assert!(
+            policies.contains_key(row.name.as_str()),
+            "unmanaged domain changed: {change:?}"
+        );
+        prop_assert_eq!(&change.name, &row.name);
+        let kind = match change.action {
+            Action::Cap { from, to } => {
+                prop_assert_eq!(from, row.sched.cap);
+                prop_assert!(to >= 1, "cap 0 (uncapped) set: {:?}", change);
+                row.sched.cap = to;
+                0
+            }
+            Action::Weight { from, to } => {
+                prop_assert_eq!(from, row.sched.weight);
+                row.sched.weight = to;
+                1
+            }
+            Action::Memory { from, to } => {
+                prop_assert_eq!(from, row.mem_target_kb);
+                if to > from {
+                    seen_grow = true;
+                    growth += to - from;
+                } else {
+                    prop_assert!(!seen_grow, "memory shrink after a grow: {:?}", plan);
+                }
+                row.mem_target_kb = to;
+                row.mem_current_kb = to;
+                2
+            }
+        };
+        *touched.entry((change.domid, kind)).or_default() += 1;
+    }
+    prop_assert!(
+        touched.values().all(|&n| n == 1),
+        "two changes of one kind: {:?}",
+        plan
+    );
+    prop_assert!(
+        growth <= budget,
+        "grew {growth} KiB with {budget} KiB above the slush"
+    );
+
+    let managed: Vec<(&Usage, &Usage, &DomainPolicy)> = case
+        .rows
+        .iter()
+        .zip(&before)
+        .filter(|(r, _)| r.domid != 0)
+        .filter_map(|(r, b)| policies.get(r.name.as_str()).map(|p| (r, b, *p)))
+        .collect();
+    let guaranteed: u64 = managed
+        .iter()
+        .map(|(_, _, p)| u64::from(p.guaranteed_cap()))
+        .sum();
+    let caps: u64 = managed.iter().map(|(r, _, _)| u64::from(r.sched.cap)).sum();
+    if guaranteed <= pool {
+        prop_assert!(caps <= pool, "caps add up to {caps} in a pool of {pool}");
+    }
+    if valid {
+        for (row, was, p) in &managed {
+            prop_assert!(
+                (p.cap_min.max(1)..=p.cap_max).contains(&row.sched.cap),
+                "{}: cap {} outside [{}, {}]",
+                p.name,
+                row.sched.cap,
+                p.cap_min,
+                p.cap_max
+            );
+            prop_assert!(
+                row.mem_target_kb <= p.mem_max_kb,
+                "{}: above mem_max",
+                p.name
+            );
+            let short = p.mem_min_kb.saturating_sub(row.mem_target_kb);
+            prop_assert!(
+                short == 0 || (was.mem_target_kb < p.mem_min_kb && budget - growth < short),
+                "{}: memory {} below mem_min {} with budget left",
+                p.name,
+                row.mem_target_kb,
+                p.mem_min_kb
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    #[test]
+    fn plans_keep_the_invariants(mut case in case()) {
+        let valid = Policy::validate(&case.config, &case.host).is_ok();
+        let mut policy = Policy::new(case.config.clone());
+        let plan = policy.decide(&case.host, &case.rows);
+        apply_and_check(&mut case, &plan, valid)?;
+        let mut last = plan;
+        for loads in case.later.clone() {
+            // The previous plan happened: its shrinks freed memory, its grows took some.
+            let (shrunk, grown) = plan_memory_delta(&last);
+            case.host.free_mem_kb = (case.host.free_mem_kb + shrunk).saturating_sub(grown);
+            for (row, load) in case.rows.iter_mut().zip(loads.iter().cycle()) {
+                row.cpu_pct = load * f64::from(row.vcpus) * 100.0;
+                row.has_cpu_sample = true;
+            }
+            last = policy.decide(&case.host, &case.rows);
+            apply_and_check(&mut case, &last, valid)?;
+        }
+    }
+}
+
+/// Memory given back and taken by a plan, KiB.
+fn plan_memory_delta(plan: &Plan) -> (KiB, KiB) {
+    plan.changes
+        .iter()
+        .fold((0, 0), |(down, up), c| match c.action {
+            Action::Memory { from, to } if to < from => (down + from - to, up),
+            Action::Memory { from, to } => (down, up + to - from),
+            _ => (down, up),
+        })
+}
