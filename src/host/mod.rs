@@ -10,6 +10,8 @@
 
 use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams};
 
+pub mod driver;
+pub mod guest;
 pub mod sim;
 
 /// The error of a [`Host`] call: one variant per operation, each carrying the

@@ -1,0 +1,263 @@
+//! Strict parsing of the values a guest publishes about itself in xenstore.
+//!
+//! Everything under a domain's `data/` directory is writable by the guest,
+//! so it is untrusted input: a buggy or hostile guest can write anything.
+//! The parser accepts only plain decimal numbers (what XenServer's guest
+//! tools and rex's own guest agent write) and clamps them to what the host
+//! knows to be possible. Anything else becomes `None` for that field, with a
+//! debug log line saying why. The simulator and the libxl backend share this
+//! code, so garbage tests on the simulator exercise the real path.
+
+use crate::engine::{GuestReport, KiB};
+
+/// Free memory inside the guest, kB (XenServer guest tools' key).
+pub const MEMINFO_FREE_KEY: &str = "data/meminfo_free";
+/// Total memory the guest sees, kB (XenServer guest tools' key).
+pub const MEMINFO_TOTAL_KEY: &str = "data/meminfo_total";
+/// Mean response time the guest's application observed recently, ms (rex's key).
+pub const RESPONSE_MS_KEY: &str = "data/rex/response_ms";
+
+/// Longest value accepted once surrounding whitespace is removed. A u64 has
+/// at most 20 digits; anything longer than this is not a number a guest
+/// means honestly.
+pub const MAX_VALUE_LEN: usize = 32;
+
+/// No response time above one hour is believed.
+pub const MAX_RESPONSE_MS: f64 = 3_600_000.0;
+
+/// Parses the three guest-published values of one domain and clamps them:
+/// total ≤ `mem_max_kb`, free ≤ total (or ≤ `mem_max_kb` when total is
+/// missing), response ≤ [`MAX_RESPONSE_MS`]. `None` in means not published.
+pub fn parse_report(
+    mem_free: Option<&[u8]>,
+    mem_total: Option<&[u8]>,
+    response_ms: Option<&[u8]>,
+    mem_max_kb: KiB,
+) -> GuestReport {
+    let mem_total_kb = mem_total
+        .and_then(|raw| parse_kib(MEMINFO_TOTAL_KEY, raw))
+        .map(|total| clamp_logged(MEMINFO_TOTAL_KEY, total, mem_max_kb));
+    let free_bound = mem_total_kb.unwrap_or(mem_max_kb);
+    let mem_free_kb = mem_free
+        .and_then(|raw| parse_kib(MEMINFO_FREE_KEY, raw))
+        .map(|free| clamp_logged(MEMINFO_FREE_KEY, free, free_bound));
+    let response_ms = response_ms.and_then(parse_response_ms).map(|ms| {
+        if ms > MAX_RESPONSE_MS {
+            log::debug!("{RESPONSE_MS_KEY}: {ms} ms clamped to {MAX_RESPONSE_MS}");
+            MAX_RESPONSE_MS
+        } else {
+            ms
+        }
+    });
+    GuestReport {
+        mem_free_kb,
+        mem_total_kb,
+        response_ms,
+    }
+}
+
+fn clamp_logged(key: &str, value: KiB, bound: KiB) -> KiB {
+    if value > bound {
+        log::debug!("{key}: {value} kB clamped to {bound} kB");
+        bound
+    } else {
+        value
+    }
+}
+
+/// A kB figure: decimal digits only.
+fn parse_kib(key: &str, raw: &[u8]) -> Option<KiB> {
+    let text = trimmed(key, raw)?;
+    if let Some(bad) = text.iter().find(|b| !b.is_ascii_digit()) {
+        log::debug!("{key}: rejected, byte {bad:#04x} is not a decimal digit");
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &digit in text {
+        value = match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+        {
+            Some(v) => v,
+            None => {
+                log::debug!("{key}: rejected, does not fit in 64 bits");
+                return None;
+            }
+        };
+    }
+    Some(value)
+}
+
+/// A response time: digits, optionally one '.' followed by more digits.
+fn parse_response_ms(raw: &[u8]) -> Option<f64> {
+    let key = RESPONSE_MS_KEY;
+    let text = trimmed(key, raw)?;
+    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
+    };
+    let all_digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    if !all_digits(whole) || !fraction.map_or(true, all_digits) {
+        log::debug!("{key}: rejected, not of the form digits[.digits]");
+        return None;
+    }
+    // Only ASCII digits and one dot remain, so this is valid UTF-8 and a
+    // float literal without sign, exponent, "inf" or "NaN".
+    let ms: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    ms.is_finite().then_some(ms)
+}
+
+/// Strips trailing NULs and surrounding ASCII whitespace, then enforces
+/// non-emptiness and [`MAX_VALUE_LEN`].
+fn trimmed<'a>(key: &str, raw: &'a [u8]) -> Option<&'a [u8]> {
+    let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let text = raw[..end].trim_ascii();
+    if text.is_empty() {
+        log::debug!("{key}: rejected, empty");
+        return None;
+    }
+    if text.len() > MAX_VALUE_LEN {
+        log::debug!(
+            "{key}: rejected, {} bytes long (limit {MAX_VALUE_LEN})",
+            text.len()
+        );
+        return None;
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: KiB = 1 << 20;
+
+    fn free(raw: &[u8]) -> Option<KiB> {
+        parse_report(Some(raw), None, None, MAX).mem_free_kb
+    }
+    fn total(raw: &[u8]) -> Option<KiB> {
+        parse_report(None, Some(raw), None, MAX).mem_total_kb
+    }
+    fn response(raw: &[u8]) -> Option<f64> {
+        parse_report(None, None, Some(raw), MAX).response_ms
+    }
+
+    #[test]
+    fn plain_decimal_values_are_read() {
+        let report = parse_report(Some(b"1234"), Some(b"65536"), Some(b"856.33"), MAX);
+        assert_eq!(report.mem_free_kb, Some(1234));
+        assert_eq!(report.mem_total_kb, Some(65536));
+        assert_eq!(report.response_ms, Some(856.33));
+        assert_eq!(response(b"12"), Some(12.0));
+    }
+
+    #[test]
+    fn surrounding_whitespace_and_trailing_nul_are_tolerated() {
+        assert_eq!(total(b"  65536\n"), Some(65536));
+        assert_eq!(total(b"65536\0"), Some(65536));
+        assert_eq!(total(b"\t65536 \0\0"), Some(65536));
+        assert_eq!(response(b" 11.5\n\0"), Some(11.5));
+    }
+
+    #[test]
+    fn missing_values_stay_missing() {
+        assert_eq!(parse_report(None, None, None, MAX), GuestReport::default());
+    }
+
+    #[test]
+    fn garbage_integers_are_rejected() {
+        let garbage: [&[u8]; 14] = [
+            b"",
+            b"   ",
+            b"\0",
+            b"-5",
+            b"+5",
+            b"1e9",
+            b"0x10",
+            b"NaN",
+            b"inf",
+            b"12.5",
+            b"1 2",
+            b"12kB",
+            b"\xff\xfe",
+            b"\x31\x32\x80",
+        ];
+        for raw in garbage {
+            assert_eq!(free(raw), None, "free {raw:?}");
+            assert_eq!(total(raw), None, "total {raw:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_response_times_are_rejected() {
+        let garbage: [&[u8]; 15] = [
+            b"",
+            b"-5",
+            b"+5",
+            b"1e9",
+            b"1.5e3",
+            b"0x10",
+            b"NaN",
+            b"nan",
+            b"inf",
+            b"Infinity",
+            b".5",
+            b"5.",
+            b"1.2.3",
+            b"1,5",
+            b"\xc3\xa9",
+        ];
+        for raw in garbage {
+            assert_eq!(response(raw), None, "response {raw:?}");
+        }
+    }
+
+    #[test]
+    fn overlong_values_are_rejected() {
+        let long = vec![b'1'; 200];
+        assert_eq!(total(&long), None);
+        assert_eq!(response(&long), None);
+        // 33 digits with leading zeros would fit in u64 but is over the limit.
+        let mut padded = vec![b'0'; 32];
+        padded.push(b'7');
+        assert_eq!(total(&padded), None);
+        assert_eq!(total(&padded[1..]), Some(7));
+    }
+
+    #[test]
+    fn values_beyond_u64_are_rejected() {
+        assert_eq!(total(b"18446744073709551615"), Some(MAX)); // u64::MAX, clamped
+        assert_eq!(total(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn total_is_clamped_to_the_domain_maximum() {
+        assert_eq!(total(b"99999999"), Some(MAX));
+    }
+
+    #[test]
+    fn free_is_clamped_to_total() {
+        let report = parse_report(Some(b"5000"), Some(b"4000"), None, MAX);
+        assert_eq!(report.mem_total_kb, Some(4000));
+        assert_eq!(report.mem_free_kb, Some(4000));
+    }
+
+    #[test]
+    fn free_without_total_is_clamped_to_the_domain_maximum() {
+        assert_eq!(free(b"99999999"), Some(MAX));
+    }
+
+    #[test]
+    fn response_is_clamped_to_one_hour() {
+        assert_eq!(response(b"99999999999.5"), Some(MAX_RESPONSE_MS));
+        assert_eq!(response(b"3599999.9"), Some(3_599_999.9));
+    }
+
+    #[test]
+    fn one_bad_field_does_not_spoil_the_others() {
+        let report = parse_report(Some(b"-1"), Some(b"4000"), Some(b"NaN"), MAX);
+        assert_eq!(report.mem_free_kb, None);
+        assert_eq!(report.mem_total_kb, Some(4000));
+        assert_eq!(report.response_ms, None);
+    }
+}
