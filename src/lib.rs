@@ -16,8 +16,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod display;
 pub mod engine;
+pub mod ffi;
 pub mod host;
 pub mod stats;
 pub mod xl;

@@ -11,7 +11,9 @@
 use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams};
 
 pub mod driver;
+pub mod exec;
 pub mod guest;
+pub mod libxl;
 pub mod sim;
 
 /// The error of a [`Host`] call: one variant per operation, each carrying the

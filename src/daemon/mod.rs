@@ -1,0 +1,240 @@
+//! The daemon behind `rex run` and `xl rex`: rex owns its poll loop.
+//!
+//! Each turn: libxl's `beforepoll` → poll(2) over its fds, the signal pipe
+//! and the next tick's deadline → `afterpoll` → drain libxl's events. A
+//! domain-death event triggers a tick at once, so the dead domain leaves the
+//! plan. SIGINT/SIGTERM stop the loop; SIGHUP rereads the policy file and
+//! keeps the old policy if the new one is bad. The signal dispositions in
+//! force before are restored on the way out (inside xl, xl's own).
+
+pub mod events;
+pub mod summary;
+pub mod waiter;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use events::EventSource;
+pub use waiter::{SignalRequest, Wake, Waiter};
+
+use crate::config::policy::load_policy;
+use crate::config::ConfigError;
+use crate::display::Display;
+use crate::engine::{DomId, Engine, PolicyConfig};
+use crate::host::driver::{error_chain, Driver, DriverError, TickReport};
+use crate::host::{Host, HostError};
+use crate::xl::XlError;
+
+/// Where `rex run` looks for its policy by default.
+pub const DEFAULT_POLICY: &str = "/etc/xen/rex.cfg";
+
+/// Options shared by `rex run` and `xl rex`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Policy file (xl cfg syntax)
+    #[arg(short = 'c', long = "config", value_name = "POLICY", default_value = DEFAULT_POLICY)]
+    pub policy: PathBuf,
+    /// Decide and print, but change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One tick, then exit
+    #[arg(long)]
+    pub once: bool,
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Print every domain's usage each tick
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Milliseconds between ticks (overrides the policy's `interval`)
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub interval: Option<u64>,
+}
+
+/// Why the daemon stopped with an error; nothing is changed after one.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("policy cannot be applied on this host: {0}")]
+    Policy(crate::engine::PolicyError),
+    #[error("libxl event loop: {0}")]
+    Events(#[source] XlError),
+    #[error("poll loop: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<DriverError> for DaemonError {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Host(h) => Self::Host(h),
+            DriverError::Policy(p) => Self::Policy(p),
+        }
+    }
+}
+
+impl DaemonError {
+    /// The rex_status / exit code for this error (see include/rex.h).
+    pub fn status(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Policy(_) => 2,
+            Self::Host(_) | Self::Events(_) | Self::Io(_) => 3,
+        }
+    }
+}
+
+/// Reads the policy and applies `--interval`.
+pub fn load(args: &DaemonArgs) -> Result<PolicyConfig, ConfigError> {
+    let mut config = load_policy(&args.policy)?;
+    if let Some(ms) = args.interval {
+        config.host.interval_ms = ms;
+    }
+    Ok(config)
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Once,
+    Signal(libc::c_int),
+}
+
+/// Runs the daemon on `host` until a signal (or one tick with `--once`),
+/// then writes the reallocation-time summary. `config` was loaded (and
+/// checked) before the host was opened.
+pub fn run<H: Host + EventSource>(
+    host: H,
+    config: PolicyConfig,
+    args: &DaemonArgs,
+    out: Box<dyn Write>,
+) -> Result<Stopped, DaemonError> {
+    let mut display = Display::new(out, args.json, args.verbose);
+    let mut driver = Driver::new(host, Engine::new(config), args.dry_run)?;
+    let mut waiter = Waiter::new()?;
+    let stopped = run_loop(&mut driver, &mut display, &mut waiter, args);
+    summary::report(&mut display, driver.timings(), args.dry_run);
+    stopped
+}
+
+/// The loop itself, on a driver and waiter made by the caller (tests make
+/// their own).
+pub fn run_loop<H: Host + EventSource>(
+    driver: &mut Driver<H>,
+    display: &mut Display,
+    waiter: &mut Waiter,
+    args: &DaemonArgs,
+) -> Result<Stopped, DaemonError> {
+    let first = driver.tick()?;
+    let config = driver.engine().config().clone();
+    display.start(&first, &config);
+    display.tick(&first, &config);
+    watch_managed(driver, &first);
+    if args.once {
+        return Ok(Stopped::Once);
+    }
+    let mut interval = Duration::from_millis(driver.engine().config().host.interval_ms.max(1));
+    let mut next_tick = Instant::now() + interval;
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        fds.clear();
+        let mut timeout_ms = -1;
+        driver.host_mut().before_poll(&mut fds, &mut timeout_ms)?;
+        let wake = waiter.wait(&mut fds, next_tick, timeout_ms)?;
+        driver.host_mut().after_poll(&fds);
+        let deaths = driver.host_mut().take_deaths();
+        let mut tick_now = !deaths.is_empty();
+        for domid in &deaths {
+            log::info!("domain {domid} died; it leaves the plan");
+        }
+        match wake {
+            Wake::Signal(SignalRequest::Stop(signo)) => return Ok(Stopped::Signal(signo)),
+            Wake::Signal(SignalRequest::Reload) => {
+                if let Some(ms) = reload(driver, display, args) {
+                    interval = Duration::from_millis(ms.max(1));
+                    next_tick = Instant::now() + interval;
+                }
+            }
+            Wake::Deadline => {
+                tick_now = true;
+                next_tick += interval;
+                // After a long stall, do not fire a burst of late ticks.
+                let now = Instant::now();
+                if next_tick <= now {
+                    next_tick = now + interval;
+                }
+            }
+            Wake::Ready => {}
+        }
+        if tick_now {
+            tick(driver, display);
+        }
+    }
+}
+
+fn tick<H: Host + EventSource>(driver: &mut Driver<H>, display: &mut Display) {
+    match driver.tick() {
+        Ok(report) => {
+            let config = driver.engine().config().clone();
+            display.tick(&report, &config);
+            watch_managed(driver, &report);
+        }
+        // A failed read (a domain vanishing mid-tick, xenstore hiccup) is
+        // reported; the next tick tries again.
+        Err(e) => {
+            let text = error_chain(&e);
+            log::error!("tick failed: {text}");
+            display.event("tick_failed", &format!("tick failed: {text}"), serde_json::json!({ "error": text }));
+        }
+    }
+}
+
+fn watch_managed<H: Host + EventSource>(driver: &mut Driver<H>, report: &TickReport) {
+    let config = driver.engine().config();
+    let managed: Vec<DomId> = report
+        .usage
+        .iter()
+        .filter(|u| u.domid != 0 && config.domain(&u.name).is_some())
+        .map(|u| u.domid)
+        .collect();
+    driver.host_mut().watch_deaths(&managed);
+}
+
+/// SIGHUP: reread the policy. On any error the old policy stays. Returns
+/// the new interval when the policy was replaced.
+fn reload<H: Host + EventSource>(
+    driver: &mut Driver<H>,
+    display: &mut Display,
+    args: &DaemonArgs,
+) -> Option<u64> {
+    let result = load(args).map_err(DaemonError::from).and_then(|config| {
+        let info = driver.host_mut().host_info()?;
+        Engine::new(config.clone()).validate(&info).map_err(DaemonError::Policy)?;
+        Ok(config)
+    });
+    match result {
+        Ok(config) => {
+            let ms = config.host.interval_ms;
+            driver.engine_mut().set_config(config);
+            log::info!("policy reloaded from {}", args.policy.display());
+            display.event(
+                "reload",
+                &format!("policy reloaded from {}", args.policy.display()),
+                serde_json::json!({ "path": args.policy.display().to_string() }),
+            );
+            Some(ms)
+        }
+        Err(e) => {
+            let text = format!("reload of {} failed, keeping the old policy: {e}", path_text(&args.policy));
+            log::error!("{text}");
+            display.event("reload_failed", &text, serde_json::json!({ "error": e.to_string() }));
+            None
+        }
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.display().to_string()
+}

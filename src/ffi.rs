@@ -1,0 +1,187 @@
+//! The C ABI (include/rex.h): what `xl rex` calls after dlopen().
+//!
+//! Panic policy, as rustls-ffi: every export runs inside [`boundary`], which
+//! catches unwinding and returns `REX_ERR_PANIC` (or a harmless value where
+//! the return type has no error). librex never aborts, exits or forks: it
+//! lives inside xl.
+
+use std::ffi::{c_char, c_int, CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use clap::Parser;
+use libxl_sys as sys;
+
+use crate::daemon::{self, DaemonArgs};
+use crate::host::driver::error_chain;
+use crate::host::libxl::LibxlHost;
+use crate::xl::logger::XlLoggerGuard;
+use crate::xl::BorrowedCtx;
+
+/// `REX_ABI_VERSION_MAJOR` of include/rex.h.
+pub const ABI_VERSION_MAJOR: u32 = 1;
+/// `REX_ABI_VERSION_MINOR` of include/rex.h.
+pub const ABI_VERSION_MINOR: u32 = 0;
+/// `REX_ABI_VERSION`.
+pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
+
+/// `rex_status`, numbered as in include/rex.h.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    Usage = 1,
+    Config = 2,
+    Xen = 3,
+    Panic = 4,
+    Invalid = 5,
+}
+
+/// Runs `f`; a panic becomes `Status::Panic` instead of unwinding into C.
+pub fn boundary(f: impl FnOnce() -> Status) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(status) => status as c_int,
+        Err(_) => Status::Panic as c_int,
+    }
+}
+
+/// The ABI version librex was built with.
+#[no_mangle]
+pub extern "C" fn rex_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(v) => v,
+    Err(_) => panic!("the crate version contains a NUL"),
+};
+
+/// librex's version string, static storage.
+#[no_mangle]
+pub extern "C" fn rex_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+/// `xl rex`'s options: those of `rex run` without `--actuator` (xl must
+/// not fork a second xl).
+#[derive(Debug, Parser)]
+#[command(name = "xl rex", about = "Reallocate idle CPU and memory to domains that need it")]
+struct XlRexArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+/// Runs the reallocator inside xl, on xl's context, until SIGINT/SIGTERM.
+///
+/// # Safety
+/// `ctx` must be NULL or xl's live libxl context; `logger` NULL or a live
+/// xentoollog logger; `argv` NULL (with `argc` 0) or `argc` valid C strings.
+/// All must stay valid for the call and be used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn rex_xl_main(
+    ctx: *mut sys::libxl_ctx,
+    logger: *mut sys::xentoollog_logger,
+    argc: c_int,
+    argv: *mut *mut c_char,
+) -> c_int {
+    boundary(|| {
+        if argc < 0 || (argc > 0 && argv.is_null()) {
+            return Status::Invalid;
+        }
+        // SAFETY: the caller guarantees argv holds argc C strings (checked
+        // non-NULL above when argc > 0).
+        let Some(args) = (unsafe { collect_args(argc, argv) }) else {
+            return Status::Invalid;
+        };
+        // SAFETY: the caller guarantees ctx is NULL or xl's live context,
+        // ours to use on this thread for the call.
+        let Some(ctx) = (unsafe { BorrowedCtx::from_raw(ctx) }) else {
+            return Status::Invalid;
+        };
+        let _log = (!logger.is_null()).then(|| {
+            // SAFETY: a live logger for the whole call; the guard is
+            // dropped before we return.
+            unsafe { XlLoggerGuard::install(logger) }
+        });
+        xl_main(ctx, args)
+    })
+}
+
+/// # Safety
+/// `argv` must hold `argc` pointers, each NULL or a valid C string.
+unsafe fn collect_args(argc: c_int, argv: *mut *mut c_char) -> Option<Vec<OsString>> {
+    let mut args = Vec::with_capacity(argc as usize);
+    for i in 0..argc as usize {
+        // SAFETY: i < argc, within the array the caller vouched for.
+        let arg = unsafe { *argv.add(i) };
+        if arg.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL entries are valid C strings (caller's contract).
+        let bytes = unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec();
+        args.push(OsString::from_vec(bytes));
+    }
+    Some(args)
+}
+
+fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
+    let args = match XlRexArgs::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            // clap's own wording; --help and --version are not errors.
+            let _ = e.print();
+            return if e.use_stderr() { Status::Usage } else { Status::Ok };
+        }
+    };
+    let report = |e: &daemon::DaemonError| {
+        eprintln!("xl rex: {}", error_chain(e));
+        if e.status() == 2 {
+            Status::Config
+        } else {
+            Status::Xen
+        }
+    };
+    let config = match daemon::load(&args.daemon) {
+        Ok(config) => config,
+        Err(e) => return report(&e.into()),
+    };
+    let host = LibxlHost::borrowed(ctx);
+    match daemon::run(host, config, &args.daemon, Box::new(std::io::stdout())) {
+        Ok(_) => Status::Ok,
+        Err(e) => report(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_panic_status() {
+        assert_eq!(boundary(|| panic!("bug")), Status::Panic as c_int);
+        assert_eq!(boundary(|| Status::Config), 2);
+    }
+
+    #[test]
+    fn version_string_is_the_crate_version() {
+        // SAFETY: rex_version returns a static C string.
+        let v = unsafe { CStr::from_ptr(rex_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn null_arguments_are_invalid_not_crashes() {
+        let mut arg0 = *b"rex\0";
+        let mut argv = [arg0.as_mut_ptr().cast::<c_char>()];
+        // SAFETY: NULL ctx is part of the contract; argv is valid.
+        let rc = unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), 1, argv.as_mut_ptr()) };
+        assert_eq!(rc, Status::Invalid as c_int);
+        // SAFETY: argc > 0 with NULL argv must be rejected before any read.
+        let rc = unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), 2, std::ptr::null_mut()) };
+        assert_eq!(rc, Status::Invalid as c_int);
+        let mut argv_null = [std::ptr::null_mut::<c_char>()];
+        // SAFETY: a NULL entry inside argv must be rejected, not read.
+        let rc = unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), 1, argv_null.as_mut_ptr()) };
+        assert_eq!(rc, Status::Invalid as c_int);
+    }
+}

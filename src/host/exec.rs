@@ -1,0 +1,209 @@
+//! The exec actuator: SRX's way. Every change is a fork/exec of the `xl`
+//! command an administrator would type (`xl sched-credit2 -d 3 -c 40 -w 256`,
+//! `xl mem-set 3 131072k`), as SRX did with `xm`; reads still go through a
+//! wrapped host (libxl), so only the cost of applying differs. `rex run
+//! --actuator exec` exists to measure that cost against libxl's.
+//!
+//! [`XlCommand`] builds and runs the command lines and knows nothing of
+//! libxl, so it can be tested against a stub `xl`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::{Host, HostError};
+use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
+
+/// Environment variable naming the `xl` binary when `--xl` is not given.
+pub const XL_ENV: &str = "REX_XL";
+
+/// Why an `xl` command did not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot run {xl}: {source}")]
+    Spawn {
+        xl: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}){}", stderr_suffix(.stderr))]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("no xl command sets parameters of the {0} scheduler")]
+    UnsupportedScheduler(String),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
+}
+
+/// The `xl` binary: `--xl PATH`, else `$REX_XL`, else `xl` on PATH.
+pub fn resolve_xl(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(XL_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("xl"))
+}
+
+/// Builds and runs `xl` command lines.
+#[derive(Debug, Clone)]
+pub struct XlCommand {
+    xl: PathBuf,
+}
+
+impl XlCommand {
+    pub fn new(xl: PathBuf) -> Self {
+        Self { xl }
+    }
+
+    pub fn xl(&self) -> &std::path::Path {
+        &self.xl
+    }
+
+    /// `sched-credit -d D -c CAP -w W`, or `sched-credit2 …` for credit2.
+    pub fn sched_args(
+        scheduler: &Scheduler,
+        domid: DomId,
+        params: SchedParams,
+    ) -> Result<Vec<String>, ExecError> {
+        let sub = match scheduler {
+            Scheduler::Credit => "sched-credit",
+            Scheduler::Credit2 => "sched-credit2",
+            Scheduler::Other(name) => return Err(ExecError::UnsupportedScheduler(name.clone())),
+        };
+        Ok(vec![
+            sub.to_string(),
+            "-d".into(),
+            domid.to_string(),
+            "-c".into(),
+            params.cap.to_string(),
+            "-w".into(),
+            params.weight.to_string(),
+        ])
+    }
+
+    /// `mem-set D <N>k`: an absolute target in KiB, as `xl` parses it.
+    pub fn mem_set_args(domid: DomId, target_kb: KiB) -> Vec<String> {
+        vec!["mem-set".into(), domid.to_string(), format!("{target_kb}k")]
+    }
+
+    /// Runs `xl args…` and waits. Non-zero exit → [`ExecError::Failed`]
+    /// with xl's stderr.
+    pub fn run(&self, args: &[String]) -> Result<(), ExecError> {
+        let output = Command::new(&self.xl)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|source| ExecError::Spawn {
+                xl: self.xl.display().to_string(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut words: Vec<OsString> = vec![self.xl.clone().into_os_string()];
+        words.extend(args.iter().map(OsString::from));
+        let command = words
+            .iter()
+            .map(|w| w.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Err(ExecError::Failed {
+            command,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+
+    pub fn set_sched(
+        &self,
+        scheduler: &Scheduler,
+        domid: DomId,
+        params: SchedParams,
+    ) -> Result<(), ExecError> {
+        self.run(&Self::sched_args(scheduler, domid, params)?)
+    }
+
+    pub fn set_memory(&self, domid: DomId, target_kb: KiB) -> Result<(), ExecError> {
+        self.run(&Self::mem_set_args(domid, target_kb))
+    }
+}
+
+/// A host that reads through `reads` and writes by running `xl`.
+pub struct ExecHost<H: Host> {
+    reads: H,
+    xl: XlCommand,
+    /// The guests' scheduler, from the last `host_info`.
+    scheduler: Option<Scheduler>,
+}
+
+impl<H: Host> ExecHost<H> {
+    pub fn new(reads: H, xl: XlCommand) -> Self {
+        Self {
+            reads,
+            xl,
+            scheduler: None,
+        }
+    }
+
+    pub fn reads_mut(&mut self) -> &mut H {
+        &mut self.reads
+    }
+
+    fn scheduler(&mut self) -> Result<Scheduler, HostError> {
+        if let Some(s) = &self.scheduler {
+            return Ok(s.clone());
+        }
+        Ok(self.host_info()?.scheduler)
+    }
+}
+
+impl<H: Host> Host for ExecHost<H> {
+    fn now_ns(&mut self) -> u64 {
+        self.reads.now_ns()
+    }
+
+    fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
+        self.reads.list_domains()
+    }
+
+    fn host_info(&mut self) -> Result<HostInfo, HostError> {
+        let info = self.reads.host_info()?;
+        self.scheduler = Some(info.scheduler.clone());
+        Ok(info)
+    }
+
+    fn sched_params(&mut self, domid: DomId) -> Result<SchedParams, HostError> {
+        self.reads.sched_params(domid)
+    }
+
+    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
+        let scheduler = self.scheduler()?;
+        self.xl
+            .set_sched(&scheduler, domid, params)
+            .map_err(|e| HostError::SetSched {
+                domid,
+                source: Box::new(e),
+            })
+    }
+
+    fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
+        self.xl
+            .set_memory(domid, target_kb)
+            .map_err(|e| HostError::SetMemory {
+                domid,
+                source: Box::new(e),
+            })
+    }
+
+    fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
+        self.reads.guest_report(domid)
+    }
+}

@@ -1,0 +1,239 @@
+//! The libxl backend: rex's own way (and ReX's), every read and write a
+//! libxl call in process, guest-published values from xenstore.
+//!
+//! Generic over the context, so `rex run` uses its own [`Ctx`] and `xl rex`
+//! uses xl's through [`BorrowedCtx`]; the code is the same.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use super::guest::{parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY};
+use super::{Host, HostError};
+use crate::engine::{DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
+use crate::xl::ops::{scheduler_name, SCHEDULER_CREDIT, SCHEDULER_CREDIT2};
+use crate::xl::xs::Xenstore;
+use crate::xl::{BorrowedCtx, Context, Ctx, EventCtx, Libxl, XlError};
+
+/// The device libxl needs to talk to the hypervisor.
+pub const PRIVCMD: &str = "/dev/xen/privcmd";
+
+/// A host reached through libxl.
+pub struct LibxlHost<C: Context> {
+    // Declared before ctx so it closes first; independent of libxl anyway.
+    xenstore: Option<Xenstore>,
+    ctx: EventCtx<C>,
+    epoch: Instant,
+    /// From the last list: domid → (name, maximum memory), for guest reads
+    /// and to look names up once per domain, not once per tick.
+    known: HashMap<DomId, (String, KiB)>,
+    /// The cpupool the guests run in (of the first non-dom0 domain seen).
+    guest_pool: u32,
+}
+
+/// Turns a failed context allocation into [`HostError::Unavailable`],
+/// naming the missing device when that is the cause.
+pub fn unavailable(err: XlError) -> HostError {
+    if Path::new(PRIVCMD).exists() {
+        HostError::Unavailable(err.to_string())
+    } else {
+        HostError::Unavailable(format!(
+            "{PRIVCMD} missing: not running in a Xen dom0 (or xen-privcmd is not loaded); {err}"
+        ))
+    }
+}
+
+impl LibxlHost<Ctx> {
+    /// Allocates rex's own libxl context.
+    pub fn open() -> Result<Self, HostError> {
+        Ok(Self::new(Ctx::new().map_err(unavailable)?))
+    }
+}
+
+impl<'a> LibxlHost<BorrowedCtx<'a>> {
+    /// Uses xl's context; it is left as found when this is dropped.
+    pub fn borrowed(ctx: BorrowedCtx<'a>) -> Self {
+        Self::new(ctx)
+    }
+}
+
+impl<C: Context> LibxlHost<C> {
+    pub fn new(ctx: C) -> Self {
+        let xenstore = match Xenstore::open() {
+            Ok(xs) => Some(xs),
+            Err(e) => {
+                log::warn!("xenstore unavailable, guest reports disabled: {e}");
+                None
+            }
+        };
+        Self {
+            xenstore,
+            ctx: EventCtx::new(ctx),
+            epoch: Instant::now(),
+            known: HashMap::new(),
+            guest_pool: 0,
+        }
+    }
+
+    /// libxl's event side, for the poll loop.
+    pub fn events(&mut self) -> &mut EventCtx<C> {
+        &mut self.ctx
+    }
+
+    fn scheduler(&self, id: i32) -> Scheduler {
+        match id {
+            SCHEDULER_CREDIT => Scheduler::Credit,
+            SCHEDULER_CREDIT2 => Scheduler::Credit2,
+            other => Scheduler::Other(scheduler_name(other)),
+        }
+    }
+
+    fn name_of(&self, domid: DomId) -> String {
+        if let Some((name, _)) = self.known.get(&domid) {
+            return name.clone();
+        }
+        self.ctx.domain_name(domid).unwrap_or_else(|| format!("domain-{domid}"))
+    }
+}
+
+fn state_of(info: &libxl_sys::libxl_dominfo) -> DomainState {
+    if info.dying {
+        DomainState::Dying
+    } else if info.shutdown {
+        DomainState::Shutdown
+    } else if info.paused {
+        DomainState::Paused
+    } else if info.blocked && !info.running {
+        DomainState::Blocked
+    } else {
+        DomainState::Running
+    }
+}
+
+fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> super::BoxError {
+    Box::new(e)
+}
+
+impl<C: Context> Host for LibxlHost<C> {
+    fn now_ns(&mut self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
+        let list = self.ctx.list_domains().map_err(|e| HostError::ListDomains(boxed(e)))?;
+        let mut out = Vec::with_capacity(list.as_slice().len());
+        let mut known = HashMap::with_capacity(out.capacity());
+        let mut guest_pool = None;
+        for d in list.as_slice() {
+            let name = self.name_of(d.domid);
+            let mem_target_kb = self.ctx.memory_target_kb(d.domid).unwrap_or(d.current_memkb);
+            if d.domid != 0 && guest_pool.is_none() {
+                guest_pool = Some(d.cpupool);
+            }
+            known.insert(d.domid, (name.clone(), d.max_memkb));
+            out.push(DomainInfo {
+                domid: d.domid,
+                name,
+                uuid: d.uuid.uuid,
+                vcpus_online: d.vcpu_online,
+                cpu_time_ns: d.cpu_time,
+                mem_current_kb: d.current_memkb,
+                mem_target_kb,
+                mem_max_kb: d.max_memkb,
+                state: state_of(d),
+            });
+        }
+        self.known = known;
+        self.guest_pool = guest_pool.unwrap_or(0);
+        Ok(out)
+    }
+
+    fn host_info(&mut self) -> Result<HostInfo, HostError> {
+        let err = |e: XlError| HostError::HostInfo(boxed(e));
+        let phys = self.ctx.physinfo().map_err(err)?;
+        let free_mem_kb = self.ctx.free_memory_kb().map_err(err)?;
+        // The guests' pool decides both the pCPUs and the scheduler; if it
+        // cannot be read, fall back to the whole host and pool 0's scheduler.
+        let (guest_pcpus, scheduler) = match self.ctx.cpupool_info(self.guest_pool) {
+            Ok(pool) if pool.cpu_count() > 0 => (pool.cpu_count(), pool.raw().sched as i32),
+            other => {
+                if let Err(e) = other {
+                    log::debug!("cpupool {}: {e}; using all pCPUs", self.guest_pool);
+                }
+                (phys.raw().nr_cpus, self.ctx.default_scheduler().map_err(err)?)
+            }
+        };
+        Ok(HostInfo {
+            guest_pcpus,
+            // Xen pages are 4 KiB on every architecture libxl supports here.
+            total_mem_kb: phys.raw().total_pages * 4,
+            free_mem_kb,
+            scheduler: self.scheduler(scheduler),
+        })
+    }
+
+    fn sched_params(&mut self, domid: DomId) -> Result<SchedParams, HostError> {
+        let params = self
+            .ctx
+            .domain_sched_params(domid)
+            .map_err(|e| HostError::GetSched { domid, source: boxed(e) })?;
+        Ok(SchedParams {
+            weight: params.raw().weight.max(0) as u32,
+            cap: params.raw().cap.max(0) as u32,
+        })
+    }
+
+    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
+        let err = |e: XlError| HostError::SetSched { domid, source: boxed(e) };
+        // Read first so `sched` names the domain's pool's scheduler and the
+        // other fields keep their values.
+        let mut current = self.ctx.domain_sched_params(domid).map_err(err)?;
+        let to_int = |v: u32, what: &str| {
+            i32::try_from(v).map_err(|_| HostError::SetSched {
+                domid,
+                source: format!("{what} {v} out of range").into(),
+            })
+        };
+        current.raw_mut().weight = to_int(params.weight, "weight")?;
+        current.raw_mut().cap = to_int(params.cap, "cap")?;
+        self.ctx.set_domain_sched_params(domid, &current).map_err(err)
+    }
+
+    fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
+        self.ctx
+            .set_memory_target(domid, target_kb)
+            .map_err(|e| HostError::SetMemory { domid, source: boxed(e) })
+    }
+
+    fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
+        let Some(xs) = &self.xenstore else {
+            return Ok(GuestReport::default());
+        };
+        let mem_max_kb = self.known.get(&domid).map(|(_, max)| *max).unwrap_or(0);
+        let read = |key: &str| {
+            xs.read(&format!("/local/domain/{domid}/{key}"))
+                .map_err(|e| HostError::GuestReport { domid, source: boxed(e) })
+        };
+        let free = read(MEMINFO_FREE_KEY)?;
+        let total = read(MEMINFO_TOTAL_KEY)?;
+        let response = read(RESPONSE_MS_KEY)?;
+        Ok(parse_report(free.as_deref(), total.as_deref(), response.as_deref(), mem_max_kb))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_hypervisor_open_is_unavailable_and_names_privcmd() {
+        if Path::new(PRIVCMD).exists() {
+            return; // a Xen dom0: covered by the lab instead
+        }
+        let err = LibxlHost::open().err().expect("no hypervisor here");
+        let text = err.to_string();
+        assert!(matches!(err, HostError::Unavailable(_)), "{text}");
+        assert!(text.contains("/dev/xen/privcmd missing"), "{text}");
+        assert!(text.contains("libxl_ctx_alloc failed"), "{text}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Owners for the libxl IDL structs rex uses. Each calls the type's `_init`
+//! when made and its `_dispose` exactly once in Drop, libxl's rule for every
+//! IDL type ("libxl types" in libxl.h).
+
+use std::ptr::NonNull;
+
+use libxl_sys as sys;
+
+/// Declares an owner for an IDL struct with init/dispose.
+macro_rules! idl_owner {
+    ($(#[$doc:meta])* $name:ident, $raw:ty, $init:path, $dispose:path) => {
+        $(#[$doc])*
+        pub struct $name {
+            raw: $raw,
+        }
+
+        impl $name {
+            pub fn new() -> Self {
+                let mut raw = <$raw>::default();
+                // SAFETY: init only writes the struct's default values into
+                // memory we own.
+                unsafe { $init(&mut raw) };
+                Self { raw }
+            }
+
+            pub fn raw(&self) -> &$raw {
+                &self.raw
+            }
+
+            pub fn raw_mut(&mut self) -> &mut $raw {
+                &mut self.raw
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: raw was initialised in new(); dispose frees what
+                // libxl allocated into it and runs once, here.
+                unsafe { $dispose(&mut self.raw) };
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+idl_owner!(
+    /// `libxl_domain_sched_params`: one domain's scheduler parameters.
+    DomainSchedParams,
+    sys::libxl_domain_sched_params,
+    sys::libxl_domain_sched_params_init,
+    sys::libxl_domain_sched_params_dispose
+);
+
+idl_owner!(
+    /// `libxl_physinfo`: host CPU and memory totals.
+    Physinfo,
+    sys::libxl_physinfo,
+    sys::libxl_physinfo_init,
+    sys::libxl_physinfo_dispose
+);
+
+idl_owner!(
+    /// `libxl_cpupoolinfo`: one cpupool, its scheduler and its CPU bitmap.
+    CpupoolInfo,
+    sys::libxl_cpupoolinfo,
+    sys::libxl_cpupoolinfo_init,
+    sys::libxl_cpupoolinfo_dispose
+);
+
+impl CpupoolInfo {
+    /// Number of pCPUs in the pool.
+    pub fn cpu_count(&self) -> u32 {
+        // SAFETY: cpumap is an initialised bitmap (empty after init, filled
+        // by libxl_cpupool_info); count_set only reads size bytes of map.
+        let n = unsafe { sys::libxl_bitmap_count_set(&self.raw.cpumap) };
+        n.max(0) as u32
+    }
+}
+
+/// The array `libxl_list_domain` returns, freed with
+/// `libxl_dominfo_list_free`.
+pub struct DomInfoList {
+    ptr: NonNull<sys::libxl_dominfo>,
+    len: usize,
+}
+
+impl DomInfoList {
+    /// # Safety
+    /// `ptr`/`len` must be what one `libxl_list_domain` call returned; the
+    /// list takes ownership.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<sys::libxl_dominfo>, len: usize) -> Self {
+        Self { ptr, len }
+    }
+
+    pub fn as_slice(&self) -> &[sys::libxl_dominfo] {
+        // SAFETY: libxl returned len initialised entries at ptr, owned by us
+        // until Drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for DomInfoList {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from libxl_list_domain; freed once, here
+        // (this disposes each entry and frees the array).
+        unsafe { sys::libxl_dominfo_list_free(self.ptr.as_ptr(), self.len as i32) };
+    }
+}
+
+impl std::fmt::Debug for DomInfoList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DomInfoList").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_and_dispose_pair_up_without_a_context() {
+        // init sets libxl's "use the default" sentinels, which rex relies on
+        // to change only weight and cap.
+        let params = DomainSchedParams::new();
+        assert_eq!(params.raw().weight, sys::LIBXL_DOMAIN_SCHED_PARAM_WEIGHT_DEFAULT);
+        assert_eq!(params.raw().cap, sys::LIBXL_DOMAIN_SCHED_PARAM_CAP_DEFAULT);
+        drop(params);
+        let pool = CpupoolInfo::new();
+        assert_eq!(pool.cpu_count(), 0);
+        drop(Physinfo::new());
+    }
+}

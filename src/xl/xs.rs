@@ -1,0 +1,50 @@
+//! A xenstore connection, for the values guests publish about themselves.
+
+use std::ffi::{c_uint, CString};
+use std::io;
+use std::ptr::NonNull;
+
+use libxl_sys as sys;
+
+/// An open xenstore handle, closed in Drop.
+#[derive(Debug)]
+pub struct Xenstore {
+    raw: NonNull<sys::xs_handle>,
+}
+
+impl Xenstore {
+    pub fn open() -> io::Result<Self> {
+        // SAFETY: xs_open has no preconditions; NULL (with errno) on failure.
+        let raw = unsafe { sys::xs_open(0) };
+        NonNull::new(raw).map(|raw| Self { raw }).ok_or_else(io::Error::last_os_error)
+    }
+
+    /// The raw bytes at `path`, `None` when it does not exist. The value is
+    /// whatever was written there: callers treat guest paths as untrusted.
+    pub fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        let cpath = CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut len: c_uint = 0;
+        // SAFETY: the handle is open; XBT_NULL is "no transaction"; len is an
+        // out-parameter. The result is malloc'd or NULL with errno set.
+        let ptr = unsafe { sys::xs_read(self.raw.as_ptr(), 0, cpath.as_ptr(), &mut len) };
+        if ptr.is_null() {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::ENOENT) => Ok(None),
+                _ => Err(err),
+            };
+        }
+        // SAFETY: xs_read returned len bytes at ptr, ours to copy then free.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr as *const u8, len as usize) }.to_vec();
+        // SAFETY: allocated by xs_read with malloc; freed once.
+        unsafe { libc::free(ptr) };
+        Ok(Some(bytes))
+    }
+}
+
+impl Drop for Xenstore {
+    fn drop(&mut self) {
+        // SAFETY: raw came from xs_open and is closed once, here.
+        unsafe { sys::xs_close(self.raw.as_ptr()) };
+    }
+}

@@ -1,0 +1,165 @@
+//! The exec actuator's command lines, against a stub `xl` that records its
+//! argv: what SRX ran with `xm`, now with `xl`. No Xen needed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rex::engine::{DomId, DomainInfo, HostInfo, KiB, SchedParams, Scheduler};
+use rex::host::exec::{resolve_xl, ExecHost, XlCommand, XL_ENV};
+use rex::host::{Host, HostError};
+
+/// A directory with an `xl` script that appends its arguments (one line per
+/// call) to `calls`, writes `stderr` to stderr and exits with `exit_code`.
+struct StubXl {
+    dir: PathBuf,
+}
+
+impl StubXl {
+    fn new(name: &str, exit_code: i32, stderr: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rex-stub-xl-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nprintf '%s' '{stderr}' >&2\nexit {exit_code}\n",
+            dir.join("calls").display()
+        );
+        let xl = dir.join("xl");
+        std::fs::write(&xl, script).unwrap();
+        std::fs::set_permissions(&xl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("xl")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for StubXl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads from fixed values; counts host_info calls.
+struct FixedReads {
+    scheduler: Scheduler,
+    host_info_calls: u32,
+}
+
+impl Host for FixedReads {
+    fn now_ns(&mut self) -> u64 {
+        0
+    }
+    fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
+        Ok(Vec::new())
+    }
+    fn host_info(&mut self) -> Result<HostInfo, HostError> {
+        self.host_info_calls += 1;
+        Ok(HostInfo {
+            guest_pcpus: 1,
+            total_mem_kb: 1 << 21,
+            free_mem_kb: 1 << 20,
+            scheduler: self.scheduler.clone(),
+        })
+    }
+    fn sched_params(&mut self, _domid: DomId) -> Result<SchedParams, HostError> {
+        Ok(SchedParams { weight: 256, cap: 0 })
+    }
+    fn set_sched_params(&mut self, _: DomId, _: SchedParams) -> Result<(), HostError> {
+        panic!("the exec host must not write through its reads");
+    }
+    fn set_memory_target(&mut self, _: DomId, _: KiB) -> Result<(), HostError> {
+        panic!("the exec host must not write through its reads");
+    }
+}
+
+fn exec_host(scheduler: Scheduler, xl: &Path) -> ExecHost<FixedReads> {
+    ExecHost::new(
+        FixedReads {
+            scheduler,
+            host_info_calls: 0,
+        },
+        XlCommand::new(xl.to_path_buf()),
+    )
+}
+
+#[test]
+fn credit2_pool_gets_sched_credit2_with_cap_and_weight() {
+    let stub = StubXl::new("credit2", 0, "");
+    let mut host = exec_host(Scheduler::Credit2, &stub.path());
+    host.set_sched_params(3, SchedParams { weight: 512, cap: 40 }).unwrap();
+    assert_eq!(stub.calls(), vec!["sched-credit2 -d 3 -c 40 -w 512"]);
+}
+
+#[test]
+fn credit_pool_gets_sched_credit_and_the_scheduler_is_read_once() {
+    let stub = StubXl::new("credit", 0, "");
+    let mut host = exec_host(Scheduler::Credit, &stub.path());
+    host.set_sched_params(7, SchedParams { weight: 256, cap: 0 }).unwrap();
+    host.set_sched_params(7, SchedParams { weight: 256, cap: 25 }).unwrap();
+    assert_eq!(
+        stub.calls(),
+        vec!["sched-credit -d 7 -c 0 -w 256", "sched-credit -d 7 -c 25 -w 256"]
+    );
+    assert_eq!(host.reads_mut().host_info_calls, 1);
+}
+
+#[test]
+fn memory_targets_are_absolute_kib() {
+    let stub = StubXl::new("mem", 0, "");
+    let mut host = exec_host(Scheduler::Credit2, &stub.path());
+    host.set_memory_target(4, 131_072).unwrap();
+    assert_eq!(stub.calls(), vec!["mem-set 4 131072k"]);
+}
+
+#[test]
+fn a_failing_xl_is_an_error_carrying_its_stderr() {
+    let stub = StubXl::new("fail", 1, "libxl: error: domain 9 does not exist");
+    let mut host = exec_host(Scheduler::Credit2, &stub.path());
+    let err = host.set_memory_target(9, 65_536).unwrap_err();
+    assert!(matches!(err, HostError::SetMemory { domid: 9, .. }), "{err:?}");
+    let chain = rex::host::driver::error_chain(&err);
+    assert!(chain.contains("mem-set 9 65536k"), "{chain}");
+    assert!(chain.contains("domain 9 does not exist"), "{chain}");
+    assert!(chain.contains("exit status: 1"), "{chain}");
+}
+
+#[test]
+fn a_missing_xl_is_an_error_naming_the_path() {
+    let missing = std::env::temp_dir().join("rex-no-such-dir/xl");
+    let mut host = exec_host(Scheduler::Credit2, &missing);
+    let err = host.set_sched_params(2, SchedParams { weight: 256, cap: 30 }).unwrap_err();
+    assert!(matches!(err, HostError::SetSched { domid: 2, .. }), "{err:?}");
+    let chain = rex::host::driver::error_chain(&err);
+    assert!(chain.contains(&missing.display().to_string()), "{chain}");
+}
+
+#[test]
+fn schedulers_without_an_xl_command_are_refused_without_running_anything() {
+    let stub = StubXl::new("rtds", 0, "");
+    let mut host = exec_host(Scheduler::Other("rtds".into()), &stub.path());
+    let err = host.set_sched_params(2, SchedParams { weight: 256, cap: 30 }).unwrap_err();
+    assert!(rex::host::driver::error_chain(&err).contains("rtds"));
+    assert!(stub.calls().is_empty());
+}
+
+#[test]
+fn xl_is_found_by_flag_then_environment_then_path() {
+    // The only test touching REX_XL, so no other test races with it.
+    std::env::remove_var(XL_ENV);
+    assert_eq!(resolve_xl(None), PathBuf::from("xl"));
+    std::env::set_var(XL_ENV, "/opt/xen/bin/xl");
+    assert_eq!(resolve_xl(None), PathBuf::from("/opt/xen/bin/xl"));
+    assert_eq!(
+        resolve_xl(Some(PathBuf::from("/usr/sbin/xl"))),
+        PathBuf::from("/usr/sbin/xl")
+    );
+    std::env::remove_var(XL_ENV);
+}
