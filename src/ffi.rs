@@ -51,10 +51,11 @@ pub extern "C" fn rex_abi_version() -> u32 {
     ABI_VERSION
 }
 
-static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-    Ok(v) => v,
-    Err(_) => panic!("the crate version contains a NUL"),
-};
+static VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("the crate version contains a NUL"),
+    };
 
 /// librex's version string, static storage.
 #[no_mangle]
@@ -65,7 +66,10 @@ pub extern "C" fn rex_version() -> *const c_char {
 /// `xl rex`'s options: those of `rex run` without `--actuator` (xl must
 /// not fork a second xl).
 #[derive(Debug, Parser)]
-#[command(name = "xl rex", about = "Reallocate idle CPU and memory to domains that need it")]
+#[command(
+    name = "xl rex",
+    about = "Reallocate idle CPU and memory to domains that need it"
+)]
 struct XlRexArgs {
     #[command(flatten)]
     daemon: DaemonArgs,
@@ -130,7 +134,11 @@ fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
         Err(e) => {
             // clap's own wording; --help and --version are not errors.
             let _ = e.print();
-            return if e.use_stderr() { Status::Usage } else { Status::Ok };
+            return if e.use_stderr() {
+                Status::Usage
+            } else {
+                Status::Ok
+            };
         }
     };
     let report = |e: &daemon::DaemonError| {
@@ -174,14 +182,35 @@ mod tests {
         let mut arg0 = *b"rex\0";
         let mut argv = [arg0.as_mut_ptr().cast::<c_char>()];
         // SAFETY: NULL ctx is part of the contract; argv is valid.
-        let rc = unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), 1, argv.as_mut_ptr()) };
+        let rc = unsafe {
+            rex_xl_main(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                1,
+                argv.as_mut_ptr(),
+            )
+        };
         assert_eq!(rc, Status::Invalid as c_int);
         // SAFETY: argc > 0 with NULL argv must be rejected before any read.
-        let rc = unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), 2, std::ptr::null_mut()) };
+        let rc = unsafe {
+            rex_xl_main(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                2,
+                std::ptr::null_mut(),
+            )
+        };
         assert_eq!(rc, Status::Invalid as c_int);
         let mut argv_null = [std::ptr::null_mut::<c_char>()];
         // SAFETY: a NULL entry inside argv must be rejected, not read.
-        let rc = unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), 1, argv_null.as_mut_ptr()) };
+        let rc = unsafe {
+            rex_xl_main(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                1,
+                argv_null.as_mut_ptr(),
+            )
+        };
         assert_eq!(rc, Status::Invalid as c_int);
     }
 }

@@ -145,7 +145,14 @@ fn status_numbers_match_the_header() {
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("{name} =")))
             .unwrap_or_else(|| panic!("{name} not in rex.h"));
-        let value: i32 = line.split('=').nth(1).unwrap().trim().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+        let value: i32 = line
+            .split('=')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap();
         assert_eq!(value, status as i32, "{name}");
     }
 }

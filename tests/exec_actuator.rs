@@ -70,7 +70,10 @@ impl Host for FixedReads {
         })
     }
     fn sched_params(&mut self, _domid: DomId) -> Result<SchedParams, HostError> {
-        Ok(SchedParams { weight: 256, cap: 0 })
+        Ok(SchedParams {
+            weight: 256,
+            cap: 0,
+        })
     }
     fn set_sched_params(&mut self, _: DomId, _: SchedParams) -> Result<(), HostError> {
         panic!("the exec host must not write through its reads");
@@ -94,7 +97,14 @@ fn exec_host(scheduler: Scheduler, xl: &Path) -> ExecHost<FixedReads> {
 fn credit2_pool_gets_sched_credit2_with_cap_and_weight() {
     let stub = StubXl::new("credit2", 0, "");
     let mut host = exec_host(Scheduler::Credit2, &stub.path());
-    host.set_sched_params(3, SchedParams { weight: 512, cap: 40 }).unwrap();
+    host.set_sched_params(
+        3,
+        SchedParams {
+            weight: 512,
+            cap: 40,
+        },
+    )
+    .unwrap();
     assert_eq!(stub.calls(), vec!["sched-credit2 -d 3 -c 40 -w 512"]);
 }
 
@@ -102,11 +112,28 @@ fn credit2_pool_gets_sched_credit2_with_cap_and_weight() {
 fn credit_pool_gets_sched_credit_and_the_scheduler_is_read_once() {
     let stub = StubXl::new("credit", 0, "");
     let mut host = exec_host(Scheduler::Credit, &stub.path());
-    host.set_sched_params(7, SchedParams { weight: 256, cap: 0 }).unwrap();
-    host.set_sched_params(7, SchedParams { weight: 256, cap: 25 }).unwrap();
+    host.set_sched_params(
+        7,
+        SchedParams {
+            weight: 256,
+            cap: 0,
+        },
+    )
+    .unwrap();
+    host.set_sched_params(
+        7,
+        SchedParams {
+            weight: 256,
+            cap: 25,
+        },
+    )
+    .unwrap();
     assert_eq!(
         stub.calls(),
-        vec!["sched-credit -d 7 -c 0 -w 256", "sched-credit -d 7 -c 25 -w 256"]
+        vec![
+            "sched-credit -d 7 -c 0 -w 256",
+            "sched-credit -d 7 -c 25 -w 256"
+        ]
     );
     assert_eq!(host.reads_mut().host_info_calls, 1);
 }
@@ -124,7 +151,10 @@ fn a_failing_xl_is_an_error_carrying_its_stderr() {
     let stub = StubXl::new("fail", 1, "libxl: error: domain 9 does not exist");
     let mut host = exec_host(Scheduler::Credit2, &stub.path());
     let err = host.set_memory_target(9, 65_536).unwrap_err();
-    assert!(matches!(err, HostError::SetMemory { domid: 9, .. }), "{err:?}");
+    assert!(
+        matches!(err, HostError::SetMemory { domid: 9, .. }),
+        "{err:?}"
+    );
     let chain = rex::host::driver::error_chain(&err);
     assert!(chain.contains("mem-set 9 65536k"), "{chain}");
     assert!(chain.contains("domain 9 does not exist"), "{chain}");
@@ -135,8 +165,19 @@ fn a_failing_xl_is_an_error_carrying_its_stderr() {
 fn a_missing_xl_is_an_error_naming_the_path() {
     let missing = std::env::temp_dir().join("rex-no-such-dir/xl");
     let mut host = exec_host(Scheduler::Credit2, &missing);
-    let err = host.set_sched_params(2, SchedParams { weight: 256, cap: 30 }).unwrap_err();
-    assert!(matches!(err, HostError::SetSched { domid: 2, .. }), "{err:?}");
+    let err = host
+        .set_sched_params(
+            2,
+            SchedParams {
+                weight: 256,
+                cap: 30,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, HostError::SetSched { domid: 2, .. }),
+        "{err:?}"
+    );
     let chain = rex::host::driver::error_chain(&err);
     assert!(chain.contains(&missing.display().to_string()), "{chain}");
 }
@@ -145,7 +186,15 @@ fn a_missing_xl_is_an_error_naming_the_path() {
 fn schedulers_without_an_xl_command_are_refused_without_running_anything() {
     let stub = StubXl::new("rtds", 0, "");
     let mut host = exec_host(Scheduler::Other("rtds".into()), &stub.path());
-    let err = host.set_sched_params(2, SchedParams { weight: 256, cap: 30 }).unwrap_err();
+    let err = host
+        .set_sched_params(
+            2,
+            SchedParams {
+                weight: 256,
+                cap: 30,
+            },
+        )
+        .unwrap_err();
     assert!(rex::host::driver::error_chain(&err).contains("rtds"));
     assert!(stub.calls().is_empty());
 }

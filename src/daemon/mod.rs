@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use events::EventSource;
-pub use waiter::{SignalRequest, Wake, Waiter};
+pub use waiter::{SignalRequest, Waiter, Wake};
 
 use crate::config::policy::load_policy;
 use crate::config::ConfigError;
@@ -186,7 +186,11 @@ fn tick<H: Host + EventSource>(driver: &mut Driver<H>, display: &mut Display) {
         Err(e) => {
             let text = error_chain(&e);
             log::error!("tick failed: {text}");
-            display.event("tick_failed", &format!("tick failed: {text}"), serde_json::json!({ "error": text }));
+            display.event(
+                "tick_failed",
+                &format!("tick failed: {text}"),
+                serde_json::json!({ "error": text }),
+            );
         }
     }
 }
@@ -211,7 +215,9 @@ fn reload<H: Host + EventSource>(
 ) -> Option<u64> {
     let result = load(args).map_err(DaemonError::from).and_then(|config| {
         let info = driver.host_mut().host_info()?;
-        Engine::new(config.clone()).validate(&info).map_err(DaemonError::Policy)?;
+        Engine::new(config.clone())
+            .validate(&info)
+            .map_err(DaemonError::Policy)?;
         Ok(config)
     });
     match result {
@@ -227,9 +233,16 @@ fn reload<H: Host + EventSource>(
             Some(ms)
         }
         Err(e) => {
-            let text = format!("reload of {} failed, keeping the old policy: {e}", path_text(&args.policy));
+            let text = format!(
+                "reload of {} failed, keeping the old policy: {e}",
+                path_text(&args.policy)
+            );
             log::error!("{text}");
-            display.event("reload_failed", &text, serde_json::json!({ "error": e.to_string() }));
+            display.event(
+                "reload_failed",
+                &text,
+                serde_json::json!({ "error": e.to_string() }),
+            );
             None
         }
     }
@@ -238,3 +251,6 @@ fn reload<H: Host + EventSource>(
 fn path_text(path: &Path) -> String {
     path.display().to_string()
 }
+
+#[cfg(test)]
+mod tests;

@@ -46,8 +46,12 @@ fn stderr_suffix(stderr: &str) -> String {
 
 /// The `xl` binary: `--xl PATH`, else `$REX_XL`, else `xl` on PATH.
 pub fn resolve_xl(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(XL_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("xl"))
+    flag.or_else(|| {
+        std::env::var_os(XL_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from("xl"))
 }
 
 /// Builds and runs `xl` command lines.

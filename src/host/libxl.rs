@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use super::guest::{parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY};
 use super::{Host, HostError};
-use crate::engine::{DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
+use crate::engine::{
+    DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler,
+};
 use crate::xl::ops::{scheduler_name, SCHEDULER_CREDIT, SCHEDULER_CREDIT2};
 use crate::xl::xs::Xenstore;
 use crate::xl::{BorrowedCtx, Context, Ctx, EventCtx, Libxl, XlError};
@@ -92,7 +94,9 @@ impl<C: Context> LibxlHost<C> {
         if let Some((name, _)) = self.known.get(&domid) {
             return name.clone();
         }
-        self.ctx.domain_name(domid).unwrap_or_else(|| format!("domain-{domid}"))
+        self.ctx
+            .domain_name(domid)
+            .unwrap_or_else(|| format!("domain-{domid}"))
     }
 }
 
@@ -120,13 +124,19 @@ impl<C: Context> Host for LibxlHost<C> {
     }
 
     fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
-        let list = self.ctx.list_domains().map_err(|e| HostError::ListDomains(boxed(e)))?;
+        let list = self
+            .ctx
+            .list_domains()
+            .map_err(|e| HostError::ListDomains(boxed(e)))?;
         let mut out = Vec::with_capacity(list.as_slice().len());
         let mut known = HashMap::with_capacity(out.capacity());
         let mut guest_pool = None;
         for d in list.as_slice() {
             let name = self.name_of(d.domid);
-            let mem_target_kb = self.ctx.memory_target_kb(d.domid).unwrap_or(d.current_memkb);
+            let mem_target_kb = self
+                .ctx
+                .memory_target_kb(d.domid)
+                .unwrap_or(d.current_memkb);
             if d.domid != 0 && guest_pool.is_none() {
                 guest_pool = Some(d.cpupool);
             }
@@ -160,7 +170,10 @@ impl<C: Context> Host for LibxlHost<C> {
                 if let Err(e) = other {
                     log::debug!("cpupool {}: {e}; using all pCPUs", self.guest_pool);
                 }
-                (phys.raw().nr_cpus, self.ctx.default_scheduler().map_err(err)?)
+                (
+                    phys.raw().nr_cpus,
+                    self.ctx.default_scheduler().map_err(err)?,
+                )
             }
         };
         Ok(HostInfo {
@@ -176,7 +189,10 @@ impl<C: Context> Host for LibxlHost<C> {
         let params = self
             .ctx
             .domain_sched_params(domid)
-            .map_err(|e| HostError::GetSched { domid, source: boxed(e) })?;
+            .map_err(|e| HostError::GetSched {
+                domid,
+                source: boxed(e),
+            })?;
         Ok(SchedParams {
             weight: params.raw().weight.max(0) as u32,
             cap: params.raw().cap.max(0) as u32,
@@ -184,7 +200,10 @@ impl<C: Context> Host for LibxlHost<C> {
     }
 
     fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
-        let err = |e: XlError| HostError::SetSched { domid, source: boxed(e) };
+        let err = |e: XlError| HostError::SetSched {
+            domid,
+            source: boxed(e),
+        };
         // Read first so `sched` names the domain's pool's scheduler and the
         // other fields keep their values.
         let mut current = self.ctx.domain_sched_params(domid).map_err(err)?;
@@ -196,13 +215,18 @@ impl<C: Context> Host for LibxlHost<C> {
         };
         current.raw_mut().weight = to_int(params.weight, "weight")?;
         current.raw_mut().cap = to_int(params.cap, "cap")?;
-        self.ctx.set_domain_sched_params(domid, &current).map_err(err)
+        self.ctx
+            .set_domain_sched_params(domid, &current)
+            .map_err(err)
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
         self.ctx
             .set_memory_target(domid, target_kb)
-            .map_err(|e| HostError::SetMemory { domid, source: boxed(e) })
+            .map_err(|e| HostError::SetMemory {
+                domid,
+                source: boxed(e),
+            })
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
@@ -212,12 +236,20 @@ impl<C: Context> Host for LibxlHost<C> {
         let mem_max_kb = self.known.get(&domid).map(|(_, max)| *max).unwrap_or(0);
         let read = |key: &str| {
             xs.read(&format!("/local/domain/{domid}/{key}"))
-                .map_err(|e| HostError::GuestReport { domid, source: boxed(e) })
+                .map_err(|e| HostError::GuestReport {
+                    domid,
+                    source: boxed(e),
+                })
         };
         let free = read(MEMINFO_FREE_KEY)?;
         let total = read(MEMINFO_TOTAL_KEY)?;
         let response = read(RESPONSE_MS_KEY)?;
-        Ok(parse_report(free.as_deref(), total.as_deref(), response.as_deref(), mem_max_kb))
+        Ok(parse_report(
+            free.as_deref(),
+            total.as_deref(),
+            response.as_deref(),
+            mem_max_kb,
+        ))
     }
 }
 

@@ -27,7 +27,11 @@ pub trait Context {
     /// `call` and carrying the line libxl logged.
     fn check(&self, call: &'static str, rc: i32) -> Result<i32, XlError> {
         if rc < 0 {
-            Err(XlError::new(call, rc, self.log_sink().and_then(LogSink::take)))
+            Err(XlError::new(
+                call,
+                rc,
+                self.log_sink().and_then(LogSink::take),
+            ))
         } else {
             Ok(rc)
         }
@@ -58,7 +62,11 @@ impl Ctx {
     /// /dev/xen/privcmd open failed underneath).
     pub fn new() -> Result<Self, XlError> {
         let logger = Logger::new().ok_or_else(|| {
-            XlError::new("xtl logger allocation", ERROR_FAIL, Some("out of memory".into()))
+            XlError::new(
+                "xtl logger allocation",
+                ERROR_FAIL,
+                Some("out of memory".into()),
+            )
         })?;
         let mut raw: *mut sys::libxl_ctx = ptr::null_mut();
         logger.sink().clear();
@@ -71,8 +79,8 @@ impl Ctx {
             // libxl_ctx_alloc frees its partial context itself on failure.
             return Err(XlError::new("libxl_ctx_alloc", rc, logger.sink().take()));
         }
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| XlError::new("libxl_ctx_alloc", ERROR_FAIL, None))?;
+        let raw =
+            NonNull::new(raw).ok_or_else(|| XlError::new("libxl_ctx_alloc", ERROR_FAIL, None))?;
         Ok(Self { raw, logger })
     }
 }

@@ -42,13 +42,21 @@ pub fn error_name(code: i32) -> String {
         format!("unknown error {code}")
     } else {
         // SAFETY: non-NULL results point at static NUL-terminated strings.
-        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
 impl fmt::Display for XlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed: ERROR_{} ({})", self.call, self.code_name(), self.code)?;
+        write!(
+            f,
+            "{} failed: ERROR_{} ({})",
+            self.call,
+            self.code_name(),
+            self.code
+        )?;
         if let Some(detail) = &self.detail {
             write!(f, ": {detail}")?;
         }
@@ -78,7 +86,10 @@ mod tests {
             Some("cannot open /dev/xen/privcmd".into()),
         );
         let text = err.to_string();
-        assert!(text.starts_with("libxl_ctx_alloc failed: ERROR_FAIL (-3)"), "{text}");
+        assert!(
+            text.starts_with("libxl_ctx_alloc failed: ERROR_FAIL (-3)"),
+            "{text}"
+        );
         assert!(text.ends_with(": cannot open /dev/xen/privcmd"), "{text}");
     }
 

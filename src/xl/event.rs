@@ -21,8 +21,7 @@ const _: () = {
         std::mem::offset_of!(libc::pollfd, events) == std::mem::offset_of!(sys::pollfd, events)
     );
     assert!(
-        std::mem::offset_of!(libc::pollfd, revents)
-            == std::mem::offset_of!(sys::pollfd, revents)
+        std::mem::offset_of!(libc::pollfd, revents) == std::mem::offset_of!(sys::pollfd, revents)
     );
 };
 
@@ -66,7 +65,12 @@ impl<C: Context> EventCtx<C> {
     /// rest. A domain that is already gone fails to enable; that error is
     /// returned after the others are done.
     pub fn watch_deaths(&mut self, domids: &[u32]) -> Result<(), XlError> {
-        let stale: Vec<u32> = self.deaths.keys().filter(|d| !domids.contains(d)).copied().collect();
+        let stale: Vec<u32> = self
+            .deaths
+            .keys()
+            .filter(|d| !domids.contains(d))
+            .copied()
+            .collect();
         for domid in stale {
             self.unwatch(domid);
         }
@@ -80,7 +84,12 @@ impl<C: Context> EventCtx<C> {
             // SAFETY: the context is live; evgen is an out-parameter, stored
             // and disabled exactly once (unwatch or Drop).
             let rc = unsafe {
-                sys::libxl_evenable_domain_death(self.ctx.as_raw(), domid, u64::from(domid), &mut evgen)
+                sys::libxl_evenable_domain_death(
+                    self.ctx.as_raw(),
+                    domid,
+                    u64::from(domid),
+                    &mut evgen,
+                )
             };
             match self.ctx.check("libxl_evenable_domain_death", rc) {
                 Ok(_) if !evgen.is_null() => {
@@ -175,7 +184,13 @@ impl<C: Context> EventCtx<C> {
             // never registers any, nor does xl for its global context);
             // event is an out-parameter; NULL predicate = any event.
             let rc = unsafe {
-                sys::libxl_event_check(self.ctx.as_raw(), &mut event, u64::MAX, None, ptr::null_mut())
+                sys::libxl_event_check(
+                    self.ctx.as_raw(),
+                    &mut event,
+                    u64::MAX,
+                    None,
+                    ptr::null_mut(),
+                )
             };
             if rc == ERROR_NOT_READY {
                 return Ok(dead);

@@ -217,10 +217,22 @@ mod tests {
     #[test]
     fn error_lines_are_kept_until_taken_and_cleared() {
         let sink = LogSink::default();
-        sink.record(sys::xentoollog_level_XTL_WARN as c_int, Some("libxl"), "just a warning");
+        sink.record(
+            sys::xentoollog_level_XTL_WARN as c_int,
+            Some("libxl"),
+            "just a warning",
+        );
         assert_eq!(sink.take(), None);
-        sink.record(sys::xentoollog_level_XTL_ERROR as c_int, Some("libxl"), "first");
-        sink.record(sys::xentoollog_level_XTL_CRITICAL as c_int, Some("libxl"), "second");
+        sink.record(
+            sys::xentoollog_level_XTL_ERROR as c_int,
+            Some("libxl"),
+            "first",
+        );
+        sink.record(
+            sys::xentoollog_level_XTL_CRITICAL as c_int,
+            Some("libxl"),
+            "second",
+        );
         assert_eq!(sink.take().as_deref(), Some("second"));
         assert_eq!(sink.take(), None);
         sink.record(sys::xentoollog_level_XTL_ERROR as c_int, None, "stale");
@@ -230,7 +242,12 @@ mod tests {
 
     #[test]
     fn levels_map_both_ways() {
-        for level in [log::Level::Error, log::Level::Warn, log::Level::Info, log::Level::Debug] {
+        for level in [
+            log::Level::Error,
+            log::Level::Warn,
+            log::Level::Info,
+            log::Level::Debug,
+        ] {
             assert_eq!(xtl_to_log_level(log_to_xtl_level(level)), level);
         }
     }

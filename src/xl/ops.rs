@@ -21,7 +21,9 @@ pub fn scheduler_name(sched: i32) -> String {
         format!("scheduler {sched}")
     } else {
         // SAFETY: non-NULL results are static NUL-terminated strings.
-        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -54,7 +56,9 @@ pub trait Libxl: Context {
         }
         // SAFETY: non-NULL is a NUL-terminated string we own; copied, then
         // freed once with free() as libxl allocates it with malloc.
-        let name = unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned();
         // SAFETY: see above.
         unsafe { libc::free(ptr.cast()) };
         Some(name)
@@ -102,9 +106,8 @@ pub trait Libxl: Context {
         self.begin();
         let mut params = DomainSchedParams::new();
         // SAFETY: the context is live; params is initialised and ours.
-        let rc = unsafe {
-            sys::libxl_domain_sched_params_get(self.as_raw(), domid, params.raw_mut())
-        };
+        let rc =
+            unsafe { sys::libxl_domain_sched_params_get(self.as_raw(), domid, params.raw_mut()) };
         self.check("libxl_domain_sched_params_get", rc)?;
         Ok(params)
     }

@@ -110,7 +110,8 @@ impl SignalPipe {
         let mut buf = [0u8; 64];
         loop {
             // SAFETY: buf is a valid writable buffer; the fd is non-blocking.
-            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 return got;
             }

@@ -120,7 +120,9 @@ impl Drop for DomInfoList {
 
 impl std::fmt::Debug for DomInfoList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DomInfoList").field("len", &self.len).finish()
+        f.debug_struct("DomInfoList")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -133,7 +135,10 @@ mod tests {
         // init sets libxl's "use the default" sentinels, which rex relies on
         // to change only weight and cap.
         let params = DomainSchedParams::new();
-        assert_eq!(params.raw().weight, sys::LIBXL_DOMAIN_SCHED_PARAM_WEIGHT_DEFAULT);
+        assert_eq!(
+            params.raw().weight,
+            sys::LIBXL_DOMAIN_SCHED_PARAM_WEIGHT_DEFAULT
+        );
         assert_eq!(params.raw().cap, sys::LIBXL_DOMAIN_SCHED_PARAM_CAP_DEFAULT);
         drop(params);
         let pool = CpupoolInfo::new();

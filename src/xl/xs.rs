@@ -16,13 +16,16 @@ impl Xenstore {
     pub fn open() -> io::Result<Self> {
         // SAFETY: xs_open has no preconditions; NULL (with errno) on failure.
         let raw = unsafe { sys::xs_open(0) };
-        NonNull::new(raw).map(|raw| Self { raw }).ok_or_else(io::Error::last_os_error)
+        NonNull::new(raw)
+            .map(|raw| Self { raw })
+            .ok_or_else(io::Error::last_os_error)
     }
 
     /// The raw bytes at `path`, `None` when it does not exist. The value is
     /// whatever was written there: callers treat guest paths as untrusted.
     pub fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
-        let cpath = CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let cpath =
+            CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut len: c_uint = 0;
         // SAFETY: the handle is open; XBT_NULL is "no transaction"; len is an
         // out-parameter. The result is malloc'd or NULL with errno set.

@@ -1,0 +1,252 @@
+//! The poll loop on a scripted host: ticks on deadlines, SIGHUP reloads
+//! (keeping the old policy when the new one is bad), SIGTERM stops, and a
+//! reported domain death ticks at once. No Xen.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::waiter::tests::signal_lock;
+use super::*;
+use crate::engine::{DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
+use crate::xl::os::raise;
+
+#[derive(Default)]
+struct Script {
+    list_calls: u32,
+    polls: u32,
+    /// Raise this signal during the n-th list_domains call.
+    raise_on_list: Vec<(u32, libc::c_int)>,
+    raise_on_poll: Vec<(u32, libc::c_int)>,
+    /// Report these deaths at the n-th poll.
+    deaths_on_poll: Vec<(u32, DomId)>,
+    /// Make libxl-style timers fire at once (timeout 0).
+    zero_timeout: bool,
+    watched: Vec<Vec<DomId>>,
+    pending_deaths: Vec<DomId>,
+}
+
+struct ScriptedHost(Script);
+
+fn domain(domid: DomId, name: &str, cpu_time_ns: u64) -> DomainInfo {
+    DomainInfo {
+        domid,
+        name: name.into(),
+        uuid: [0; 16],
+        vcpus_online: 1,
+        cpu_time_ns,
+        mem_current_kb: 128 * 1024,
+        mem_target_kb: 128 * 1024,
+        mem_max_kb: 256 * 1024,
+        state: DomainState::Running,
+    }
+}
+
+impl Host for ScriptedHost {
+    fn now_ns(&mut self) -> u64 {
+        u64::from(self.0.list_calls) * 1_000_000_000
+    }
+    fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
+        self.0.list_calls += 1;
+        let n = self.0.list_calls;
+        for &(at, signo) in &self.0.raise_on_list {
+            if at == n {
+                raise(signo).unwrap();
+            }
+        }
+        let t = u64::from(n) * 100_000_000;
+        Ok(vec![
+            domain(0, "Domain-0", t),
+            domain(3, "vm1", t),
+            domain(4, "vm2", t),
+        ])
+    }
+    fn host_info(&mut self) -> Result<HostInfo, HostError> {
+        Ok(HostInfo {
+            guest_pcpus: 2,
+            total_mem_kb: 4 << 20,
+            free_mem_kb: 2 << 20,
+            scheduler: Scheduler::Credit2,
+        })
+    }
+    fn sched_params(&mut self, _: DomId) -> Result<SchedParams, HostError> {
+        Ok(SchedParams {
+            weight: 256,
+            cap: 30,
+        })
+    }
+    fn set_sched_params(&mut self, _: DomId, _: SchedParams) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn set_memory_target(&mut self, _: DomId, _: KiB) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn guest_report(&mut self, _: DomId) -> Result<GuestReport, HostError> {
+        Ok(GuestReport::default())
+    }
+}
+
+impl EventSource for ScriptedHost {
+    fn before_poll(
+        &mut self,
+        _: &mut Vec<libc::pollfd>,
+        timeout_ms: &mut i32,
+    ) -> Result<(), DaemonError> {
+        self.0.polls += 1;
+        let n = self.0.polls;
+        for &(at, signo) in &self.0.raise_on_poll {
+            if at == n {
+                raise(signo).unwrap();
+            }
+        }
+        for &(at, domid) in &self.0.deaths_on_poll {
+            if at == n {
+                self.0.pending_deaths.push(domid);
+            }
+        }
+        if self.0.zero_timeout {
+            *timeout_ms = 0;
+        }
+        Ok(())
+    }
+    fn after_poll(&mut self, _: &[libc::pollfd]) {}
+    fn take_deaths(&mut self) -> Vec<DomId> {
+        std::mem::take(&mut self.0.pending_deaths)
+    }
+    fn watch_deaths(&mut self, domids: &[DomId]) {
+        self.0.watched.push(domids.to_vec());
+    }
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn policy_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rex-daemon-{}-{name}.cfg", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const POLICY: &str =
+    "interval = 20\ndomains = [ \"name=vm1,cap_min=10,cap_max=60,mem_min=64M,mem_max=256M\" ]\n";
+
+fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
+    DaemonArgs {
+        policy,
+        dry_run: false,
+        once: false,
+        json: true,
+        verbose: false,
+        interval,
+    }
+}
+
+/// The JSON objects written, by their "event" field.
+fn events(out: &Shared) -> Vec<String> {
+    String::from_utf8(out.0.lock().unwrap().clone())
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("event").and_then(|e| e.as_str()).map(String::from))
+        .collect()
+}
+
+#[test]
+fn ticks_on_deadlines_a_bad_reload_keeps_the_policy_and_sigterm_stops() {
+    let _lock = signal_lock();
+    let path = policy_file("reload", POLICY);
+    let args = args(path.clone(), None);
+    let config = load(&args).unwrap();
+    // The file goes bad before SIGHUP arrives.
+    std::fs::write(&path, "interval = 20\nbogus = = 1\n").unwrap();
+    let host = ScriptedHost(Script {
+        raise_on_list: vec![(2, libc::SIGHUP), (3, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let out = Shared::default();
+    let stopped = run(host, config.clone(), &args, Box::new(out.clone())).unwrap();
+    assert_eq!(stopped, Stopped::Signal(libc::SIGTERM));
+    let seen = events(&out);
+    assert!(seen.iter().any(|e| e == "reload_failed"), "{seen:?}");
+    assert!(!seen.iter().any(|e| e == "reload"), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("timings"), "{seen:?}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_good_reload_replaces_the_policy() {
+    let _lock = signal_lock();
+    let path = policy_file("reload-ok", POLICY);
+    let args = args(path.clone(), None);
+    let config = load(&args).unwrap();
+    std::fs::write(&path, POLICY.replace("cap_max=60", "cap_max=70")).unwrap();
+    let host = ScriptedHost(Script {
+        raise_on_list: vec![(1, libc::SIGHUP)],
+        raise_on_poll: vec![(3, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let mut display = Display::new(Box::new(Shared::default()), true, false);
+    let mut driver = Driver::new(host, Engine::new(config), false).unwrap();
+    let mut waiter = Waiter::new().unwrap();
+    run_loop(&mut driver, &mut display, &mut waiter, &args).unwrap();
+    assert_eq!(driver.engine().config().domain("vm1").unwrap().cap_max, 70);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_death_ticks_at_once_and_only_managed_domains_are_watched() {
+    let _lock = signal_lock();
+    let path = policy_file("death", POLICY);
+    // An hour between ticks: any second tick comes from the death.
+    let args = args(path.clone(), Some(3_600_000));
+    let config = load(&args).unwrap();
+    let host = ScriptedHost(Script {
+        zero_timeout: true,
+        deaths_on_poll: vec![(1, 3)],
+        raise_on_poll: vec![(5, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let mut display = Display::new(Box::new(Shared::default()), true, false);
+    let mut driver = Driver::new(host, Engine::new(config), false).unwrap();
+    let mut waiter = Waiter::new().unwrap();
+    let stopped = run_loop(&mut driver, &mut display, &mut waiter, &args).unwrap();
+    assert_eq!(stopped, Stopped::Signal(libc::SIGTERM));
+    let script = &driver.host_mut().0;
+    assert_eq!(
+        script.list_calls, 2,
+        "the first tick and the one the death caused"
+    );
+    assert_eq!(
+        script.watched.first().cloned(),
+        Some(vec![3]),
+        "vm1 only: not dom0, not unmanaged vm2"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn once_ticks_once_without_waiting() {
+    let _lock = signal_lock();
+    let path = policy_file("once", POLICY);
+    let mut args = args(path.clone(), None);
+    args.once = true;
+    let config = load(&args).unwrap();
+    let out = Shared::default();
+    let host = ScriptedHost(Script::default());
+    assert_eq!(
+        run(host, config, &args, Box::new(out.clone())).unwrap(),
+        Stopped::Once
+    );
+    assert_eq!(events(&out).last().map(String::as_str), Some("timings"));
+    let _ = std::fs::remove_file(path);
+}

@@ -1,0 +1,113 @@
+//! `rex run` as a user meets it on a machine without Xen: config errors are
+//! reported as such (file:line), and a good policy fails at once naming
+//! /dev/xen/privcmd. Nothing hangs, nothing is changed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const GOOD: &str =
+    "interval = 500\ndomains = [ \"name=vm1,cap_min=10,cap_max=60,mem_min=64M,mem_max=256M\" ]\n";
+
+fn no_xen() -> bool {
+    !Path::new("/dev/xen/privcmd").exists()
+}
+
+fn policy(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rex-run-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rex_run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rex"))
+        .arg("run")
+        .args(args)
+        .output()
+        .expect("running rex")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_file_and_line() {
+    let path = policy("bad.cfg", "interval = 500\ndomains = = [\n");
+    let out = rex_run(&["-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}:2", path.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("privcmd"),
+        "config is checked before Xen"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_bad_value_is_reported_with_file_and_line() {
+    let path = policy(
+        "badvalue.cfg",
+        "interval = 500\n\ndomains = [ \"name=vm1,cap_min=90,cap_max=10\" ]\n",
+    );
+    let out = rex_run(&["-c", path.to_str().unwrap(), "--actuator", "exec"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}:3", path.display())),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_missing_policy_file_is_named() {
+    let out = rex_run(&["-c", "/nonexistent/rex.cfg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/rex.cfg"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn without_xen_both_actuators_fail_at_once_naming_privcmd() {
+    if !no_xen() {
+        return; // on a Xen host this would start the daemon
+    }
+    let path = policy("good.cfg", GOOD);
+    for actuator in ["libxl", "exec"] {
+        let out = rex_run(&[
+            "-c",
+            path.to_str().unwrap(),
+            "--actuator",
+            actuator,
+            "--once",
+        ]);
+        assert_eq!(out.status.code(), Some(3), "{actuator}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("/dev/xen/privcmd missing"),
+            "{actuator}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "nothing displayed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    let out = rex_run(&["--actuator", "ssh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ssh"), "{}", stderr(&out));
+    let out = rex_run(&["--interval", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
