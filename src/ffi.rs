@@ -177,6 +177,50 @@ mod tests {
         assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
     }
 
+    /// Calls rex_xl_main with a context pointer that is never dereferenced
+    /// on the paths tested (argument and config errors come first).
+    fn xl_main_with(args: &[&str]) -> c_int {
+        let mut not_a_ctx = 0u64;
+        let mut owned: Vec<Vec<u8>> = args.iter().map(|a| format!("{a}\0").into_bytes()).collect();
+        let mut argv: Vec<*mut c_char> = owned.iter_mut().map(|a| a.as_mut_ptr().cast()).collect();
+        // SAFETY: argv holds args.len() valid C strings; the ctx pointer is
+        // not used before the failures these tests provoke.
+        unsafe {
+            rex_xl_main(
+                (&mut not_a_ctx as *mut u64).cast(),
+                std::ptr::null_mut(),
+                argv.len() as c_int,
+                argv.as_mut_ptr(),
+            )
+        }
+    }
+
+    #[test]
+    fn options_are_parsed_without_exiting() {
+        assert_eq!(xl_main_with(&["rex", "--help"]), Status::Ok as c_int);
+        assert_eq!(
+            xl_main_with(&["rex", "--no-such-option"]),
+            Status::Usage as c_int
+        );
+        assert_eq!(
+            xl_main_with(&["rex", "--actuator", "exec"]),
+            Status::Usage as c_int
+        );
+        assert_eq!(
+            xl_main_with(&[
+                "rex",
+                "--config",
+                "/nonexistent/a.cfg",
+                "--dry-run",
+                "--dry-run",
+                "-c",
+                "/nonexistent/b.cfg"
+            ]),
+            Status::Config as c_int,
+            "repeated options (xl's, then the user's) are accepted"
+        );
+    }
+
     #[test]
     fn null_arguments_are_invalid_not_crashes() {
         let mut arg0 = *b"rex\0";

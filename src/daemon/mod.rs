@@ -29,26 +29,28 @@ use crate::xl::XlError;
 /// Where `rex run` looks for its policy by default.
 pub const DEFAULT_POLICY: &str = "/etc/xen/rex.cfg";
 
-/// Options shared by `rex run` and `xl rex`.
+/// Options shared by `rex run` and `xl rex`. Each may be repeated, the
+/// last one winning: `xl rex` puts xl's own `--config`/`--dry-run` before
+/// the user's options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DaemonArgs {
     /// Policy file (xl cfg syntax)
-    #[arg(short = 'c', long = "config", value_name = "POLICY", default_value = DEFAULT_POLICY)]
+    #[arg(short = 'c', long = "config", value_name = "POLICY", default_value = DEFAULT_POLICY, overrides_with = "policy")]
     pub policy: PathBuf,
     /// Decide and print, but change nothing
-    #[arg(long)]
+    #[arg(long, overrides_with = "dry_run")]
     pub dry_run: bool,
     /// One tick, then exit
-    #[arg(long)]
+    #[arg(long, overrides_with = "once")]
     pub once: bool,
     /// One JSON object per line instead of text
-    #[arg(long)]
+    #[arg(long, overrides_with = "json")]
     pub json: bool,
     /// Print every domain's usage each tick
-    #[arg(short, long)]
+    #[arg(short, long, overrides_with = "verbose")]
     pub verbose: bool,
     /// Milliseconds between ticks (overrides the policy's `interval`)
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000), overrides_with = "interval")]
     pub interval: Option<u64>,
 }
 
