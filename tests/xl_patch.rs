@@ -195,10 +195,10 @@ fn help_lists_rex_and_its_options() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("Usage: xl [-vtTf] rex [-p FILE]"),
+        stdout.contains("Usage: xl [-vtTfN] rex [-c FILE]"),
         "{stdout}"
     );
-    assert!(stdout.contains("--policy=FILE"), "{stdout}");
+    assert!(stdout.contains("--config=FILE"), "{stdout}");
 }
 
 #[test]
@@ -291,19 +291,34 @@ fn passes_policy_and_remaining_options_to_rex() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(argv_seen(&out), "rex --policy /etc/xen/rex.cfg --once -v");
+    assert_eq!(argv_seen(&out), "rex --config /etc/xen/rex.cfg --once -v");
 
     let conf = format!("{same}rex.policy=\"/srv/rex/sla.cfg\"\n");
     let out = xl("conf_policy", &conf, &["rex"], &[]);
-    assert_eq!(argv_seen(&out), "rex --policy /srv/rex/sla.cfg");
+    assert_eq!(argv_seen(&out), "rex --config /srv/rex/sla.cfg");
 
     let out = xl(
         "cli_policy",
         &conf,
-        &["rex", "-p", "/tmp/other.cfg", "--", "--once"],
+        &["rex", "-c", "/tmp/other.cfg", "--", "--once"],
         &[],
     );
-    assert_eq!(argv_seen(&out), "rex --policy /tmp/other.cfg --once");
+    assert_eq!(argv_seen(&out), "rex --config /tmp/other.cfg --once");
+}
+
+#[test]
+fn xl_dry_run_asks_rex_for_a_plan_only() {
+    let same = enabled_with("librex_same.so");
+    let out = xl("dry_run", &same, &["-N", "rex", "--", "--once"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        argv_seen(&out),
+        "rex --config /etc/xen/rex.cfg --dry-run --once"
+    );
 }
 
 #[test]
@@ -396,4 +411,53 @@ fn every_patch_is_in_format_patch_form_and_listed() {
             assert!(patch.contains(field), "{name} lacks {field:?}");
         }
     }
+}
+
+/// librex as cargo built it for this test run. `cargo test` writes the
+/// cdylib to target/<profile>/deps/ (beside this test) and copies it up to
+/// target/<profile>/ only on `cargo build`, so the copy there may be stale.
+fn real_librex() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().unwrap().join("librex.so");
+    assert!(lib.exists(), "cargo did not build {}", lib.display());
+    lib
+}
+
+#[test]
+fn real_librex_passes_the_abi_check_and_parses_xl_argv() {
+    let conf = format!(
+        "rex.enable=1\nrex.library=\"{}\"\n",
+        real_librex().display()
+    );
+    // clap answers --help before rex touches the (dummy) libxl context.
+    let out = xl("real_help", &conf, &["rex", "--", "--help"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("--dry-run") && stdout.contains("--once"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn real_librex_reports_a_missing_policy_by_name() {
+    let conf = format!(
+        "rex.enable=1\nrex.library=\"{}\"\n",
+        real_librex().display()
+    );
+    // rex reads the policy before it reaches Xen, so the dummy context is
+    // never used.
+    let out = xl(
+        "real_policy",
+        &conf,
+        &["rex", "-c", "/nonexistent/rex.cfg"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/rex.cfg"), "{stderr}");
 }
