@@ -37,18 +37,21 @@ pub enum Status {
     Invalid = 5,
 }
 
-/// Runs `f`; a panic becomes `Status::Panic` instead of unwinding into C.
-pub fn boundary(f: impl FnOnce() -> Status) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(status) => status as c_int,
-        Err(_) => Status::Panic as c_int,
-    }
+/// Runs `f`; a panic becomes `fallback` instead of unwinding into C. Every
+/// export goes through here.
+fn boundary<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+/// [`boundary`] for the calls that return a `rex_status`.
+pub fn status_boundary(f: impl FnOnce() -> Status) -> c_int {
+    boundary(Status::Panic, f) as c_int
 }
 
 /// The ABI version librex was built with.
 #[no_mangle]
 pub extern "C" fn rex_abi_version() -> u32 {
-    ABI_VERSION
+    boundary(0, || ABI_VERSION)
 }
 
 static VERSION: &CStr =
@@ -60,7 +63,7 @@ static VERSION: &CStr =
 /// librex's version string, static storage.
 #[no_mangle]
 pub extern "C" fn rex_version() -> *const c_char {
-    VERSION.as_ptr()
+    boundary(std::ptr::null(), || VERSION.as_ptr())
 }
 
 /// `xl rex`'s options: those of `rex run` without `--actuator` (xl must
@@ -88,7 +91,7 @@ pub unsafe extern "C" fn rex_xl_main(
     argc: c_int,
     argv: *mut *mut c_char,
 ) -> c_int {
-    boundary(|| {
+    status_boundary(|| {
         if argc < 0 || (argc > 0 && argv.is_null()) {
             return Status::Invalid;
         }
@@ -166,8 +169,9 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_the_panic_status() {
-        assert_eq!(boundary(|| panic!("bug")), Status::Panic as c_int);
-        assert_eq!(boundary(|| Status::Config), 2);
+        assert_eq!(status_boundary(|| panic!("bug")), Status::Panic as c_int);
+        assert_eq!(status_boundary(|| Status::Config), 2);
+        assert!(boundary(std::ptr::null::<c_char>(), || panic!("bug")).is_null());
     }
 
     #[test]
