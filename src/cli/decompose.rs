@@ -171,9 +171,9 @@ fn to_json(decomposition: &[DomainDecomposition], sla_ms: f64) -> String {
 fn size(kb: KiB) -> String {
     const MIB: KiB = 1024;
     const GIB: KiB = 1024 * 1024;
-    if kb != 0 && kb % GIB == 0 {
+    if kb != 0 && kb.is_multiple_of(GIB) {
         format!("{}G", kb / GIB)
-    } else if kb % MIB == 0 {
+    } else if kb.is_multiple_of(MIB) {
         format!("{}M", kb / MIB)
     } else {
         format!("{kb}K")

@@ -88,7 +88,7 @@ pub fn decompose(
         }
         let loads = groups.entry(run.domain.as_deref()).or_default();
         let (met, fastest) = loads.entry(run.load).or_insert((None, run));
-        if run.response_ms <= sla_ms && met.map_or(true, |m| cheaper(run, m)) {
+        if run.response_ms <= sla_ms && met.is_none_or(|m| cheaper(run, m)) {
             *met = Some(run);
         }
         if faster(run, fastest) {

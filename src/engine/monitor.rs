@@ -6,8 +6,6 @@
 //! Guest-reported values are untrusted and clamped here, once, so the policy
 //! can take them at face value.
 
-use std::collections::HashMap;
-
 use super::model::{DomId, DomainObservation, GuestReport, KiB, SchedParams, Snapshot};
 
 /// Longest response time a guest may report, ms (one hour); anything above
@@ -39,21 +37,21 @@ pub struct Usage {
 /// What the monitor remembers of a domain between snapshots.
 #[derive(Debug, Clone)]
 struct History {
+    domid: DomId,
     uuid: [u8; 16],
     at_ns: u64,
     cpu_time_ns: u64,
     /// Smoothed and raw CPU use, once there has been a delta.
     cpu_pct: Option<(f64, f64)>,
-    /// The snapshot generation this domain was last seen in.
-    seen: u64,
 }
 
 /// Keeps the previous sample of each domain to compute deltas.
 #[derive(Debug)]
 pub struct Monitor {
     smoothing: f64,
-    history: HashMap<DomId, History>,
-    generation: u64,
+    /// One entry per domain of the last snapshot, sorted by domid: a tick is
+    /// a merge of two sorted lists, with no hashing.
+    history: Vec<History>,
 }
 
 impl Default for Monitor {
@@ -68,8 +66,7 @@ impl Monitor {
     pub fn new(smoothing: f64) -> Self {
         Self {
             smoothing: sane_smoothing(smoothing),
-            history: HashMap::new(),
-            generation: 0,
+            history: Vec::new(),
         }
     }
 
@@ -85,7 +82,6 @@ impl Monitor {
     /// Usage of every alive domain in `snapshot` (dom0 included), sorted by
     /// domid. Domains that died or vanished are forgotten.
     pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<Usage> {
-        self.generation = self.generation.wrapping_add(1);
         let mut alive: Vec<&DomainObservation> = snapshot
             .domains
             .iter()
@@ -95,43 +91,47 @@ impl Monitor {
         // A backend listing one domid twice is broken; the first one wins.
         alive.dedup_by_key(|d| d.info.domid);
 
-        let usage = alive
-            .into_iter()
-            .map(|d| self.observe_domain(snapshot.at_ns, d))
-            .collect();
-        let generation = self.generation;
-        self.history.retain(|_, h| h.seen == generation);
+        let previous = std::mem::take(&mut self.history);
+        let mut previous = previous.into_iter().peekable();
+        let mut history = Vec::with_capacity(alive.len());
+        let mut usage = Vec::with_capacity(alive.len());
+        for obs in alive {
+            let domid = obs.info.domid;
+            while previous.next_if(|h| h.domid < domid).is_some() {}
+            let known = previous.next_if(|h| h.domid == domid);
+            let (row, kept) = self.observe_domain(snapshot.at_ns, obs, known);
+            usage.push(row);
+            history.push(kept);
+        }
+        self.history = history;
         usage
     }
 
-    fn observe_domain(&mut self, at_ns: u64, obs: &DomainObservation) -> Usage {
+    fn observe_domain(
+        &self,
+        at_ns: u64,
+        obs: &DomainObservation,
+        known: Option<History>,
+    ) -> (Usage, History) {
         let info = &obs.info;
         let ceiling_pct = f64::from(info.vcpus_online) * 100.0;
-        let smoothing = self.smoothing;
-        let generation = self.generation;
-        let fresh = History {
-            uuid: info.uuid,
-            at_ns,
-            cpu_time_ns: info.cpu_time_ns,
-            cpu_pct: None,
-            seen: generation,
-        };
-        let history = self
-            .history
-            .entry(info.domid)
-            .or_insert_with(|| fresh.clone());
         // The same domid with another uuid, or CPU time going backwards, is a
         // new domain that reused the id: its old history means nothing.
-        if history.uuid != info.uuid || info.cpu_time_ns < history.cpu_time_ns {
-            *history = fresh;
-        }
-        history.seen = generation;
+        let mut history = known
+            .filter(|h| h.uuid == info.uuid && info.cpu_time_ns >= h.cpu_time_ns)
+            .unwrap_or(History {
+                domid: info.domid,
+                uuid: info.uuid,
+                at_ns,
+                cpu_time_ns: info.cpu_time_ns,
+                cpu_pct: None,
+            });
         if at_ns > history.at_ns {
             let delta_cpu = (info.cpu_time_ns - history.cpu_time_ns) as f64;
             let delta_at = (at_ns - history.at_ns) as f64;
             let raw = (delta_cpu / delta_at * 100.0).clamp(0.0, ceiling_pct);
             let smoothed = match history.cpu_pct {
-                Some((previous, _)) => smoothing * raw + (1.0 - smoothing) * previous,
+                Some((previous, _)) => self.smoothing * raw + (1.0 - self.smoothing) * previous,
                 None => raw,
             };
             history.cpu_pct = Some((smoothed.clamp(0.0, ceiling_pct), raw));
@@ -146,7 +146,7 @@ impl Monitor {
             (Some(total), Some(free)) => Some(total - free),
             _ => None,
         };
-        Usage {
+        let usage = Usage {
             domid: info.domid,
             name: info.name.clone(),
             cpu_pct,
@@ -159,7 +159,8 @@ impl Monitor {
             mem_used_kb,
             report,
             has_cpu_sample: history.cpu_pct.is_some(),
-        }
+        };
+        (usage, history)
     }
 }
 

@@ -32,10 +32,10 @@ pub struct PolicyError(pub String);
 /// What the policy remembers of a managed domain between ticks.
 #[derive(Debug, Clone)]
 struct Remembered {
+    domid: DomId,
     name: String,
     cap: Trend,
     mem: Trend,
-    seen: u64,
 }
 
 /// The decision maker; keeps per-domain cooldowns between ticks.
@@ -47,7 +47,9 @@ pub struct Policy {
     by_name: HashMap<String, usize>,
     /// Domains whose level changed at run time, applied at the next tick.
     sla_changed: HashSet<String>,
-    remembered: HashMap<DomId, Remembered>,
+    /// Managed domains of the last tick, sorted by domid: a tick merges
+    /// them with the (sorted) usage, with no hashing.
+    remembered: Vec<Remembered>,
     /// Uncapped unmanaged guests already warned about, with the tick they
     /// were last seen (so a domain that comes back is warned about again).
     warned_uncapped: HashMap<DomId, u64>,
@@ -64,6 +66,8 @@ pub(super) struct Slot<'a> {
     pub sla_changed: bool,
     pub cap_trend: Trend,
     pub mem_trend: Trend,
+    /// Carried over to the next tick's memory of this domain.
+    remembered_name: String,
     pub cap: Decision<u32>,
     pub mem: Decision<KiB>,
 }
@@ -104,7 +108,7 @@ impl Policy {
             config: PolicyConfig::default(),
             by_name: HashMap::new(),
             sla_changed: HashSet::new(),
-            remembered: HashMap::new(),
+            remembered: Vec::new(),
             warned_uncapped: HashMap::new(),
             over_committed: false,
             tick: 0,
@@ -157,7 +161,10 @@ impl Policy {
 
         let mut order: Vec<&Usage> = usage.iter().collect();
         order.sort_by_key(|u| u.domid);
-        let mut claimed: HashSet<&str> = HashSet::with_capacity(order.len());
+        // With two alive domains of one name (Xen forbids it), the lower
+        // domid is managed and the other is not.
+        let mut claimed = vec![false; self.config.domains.len()];
+        let mut previous = std::mem::take(&mut self.remembered).into_iter().peekable();
         let mut slots: Vec<Slot> = Vec::with_capacity(order.len());
         let mut unmanaged_caps: u64 = 0;
         for u in order {
@@ -167,8 +174,9 @@ impl Policy {
             let managed = self
                 .by_name
                 .get(u.name.as_str())
-                .filter(|_| claimed.insert(u.name.as_str()));
-            let Some(&i) = managed else {
+                .copied()
+                .filter(|&i| !std::mem::replace(&mut claimed[i], true));
+            let Some(i) = managed else {
                 if u.sched.cap > 0 {
                     unmanaged_caps += u64::from(u.sched.cap);
                 } else if self.warned_uncapped.insert(u.domid, tick).is_none() {
@@ -178,41 +186,32 @@ impl Policy {
                         u.name,
                         u.domid
                     );
-                } else {
-                    self.warned_uncapped.insert(u.domid, tick);
                 }
                 continue;
             };
-            let remembered = self
-                .remembered
-                .entry(u.domid)
-                .or_insert_with(|| Remembered {
+            while previous.next_if(|r| r.domid < u.domid).is_some() {}
+            // A domid now used by a domain of another name starts afresh.
+            let remembered = previous
+                .next_if(|r| r.domid == u.domid)
+                .filter(|r| r.name == u.name)
+                .unwrap_or_else(|| Remembered {
+                    domid: u.domid,
                     name: u.name.clone(),
                     cap: Trend::default(),
                     mem: Trend::default(),
-                    seen: tick,
                 });
-            if remembered.name != u.name {
-                // The domid now belongs to another domain.
-                *remembered = Remembered {
-                    name: u.name.clone(),
-                    cap: Trend::default(),
-                    mem: Trend::default(),
-                    seen: tick,
-                };
-            }
-            remembered.seen = tick;
             slots.push(Slot {
                 usage: u,
                 policy: &self.config.domains[i],
-                sla_changed: self.sla_changed.contains(u.name.as_str()),
+                sla_changed: !self.sla_changed.is_empty()
+                    && self.sla_changed.contains(u.name.as_str()),
                 cap_trend: remembered.cap,
                 mem_trend: remembered.mem,
+                remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
             });
         }
-        self.remembered.retain(|_, r| r.seen == tick);
         self.warned_uncapped.retain(|_, seen| *seen == tick);
 
         let pool = cpu::pool(host, host_policy, unmanaged_caps);
@@ -227,13 +226,20 @@ impl Policy {
         memory::plan(host_policy, host.free_mem_kb, &mut slots, tick);
 
         let plan = build_plan(&slots);
-        for slot in &slots {
-            self.sla_changed.remove(slot.usage.name.as_str());
-            if let Some(remembered) = self.remembered.get_mut(&slot.usage.domid) {
-                remembered.cap = slot.cap_trend;
-                remembered.mem = slot.mem_trend;
+        if !self.sla_changed.is_empty() {
+            for slot in &slots {
+                self.sla_changed.remove(slot.usage.name.as_str());
             }
         }
+        self.remembered = slots
+            .into_iter()
+            .map(|slot| Remembered {
+                domid: slot.usage.domid,
+                name: slot.remembered_name,
+                cap: slot.cap_trend,
+                mem: slot.mem_trend,
+            })
+            .collect();
         plan
     }
 }

@@ -49,7 +49,7 @@ fn check_host_knobs(config: &PolicyConfig, problems: &mut Vec<String>) {
         format!("idle {}% must be in [0, 100)", h.idle_pct),
     );
     check(
-        !(h.idle_pct >= h.saturation_pct),
+        h.idle_pct < h.saturation_pct,
         format!(
             "idle {}% must be below saturation {}%",
             h.idle_pct, h.saturation_pct
@@ -191,7 +191,7 @@ fn sum_named(
 
 /// Memory for messages, in MiB when whole, else KiB.
 fn mib(kb: KiB) -> String {
-    if kb % 1024 == 0 {
+    if kb.is_multiple_of(1024) {
         format!("{}M", kb / 1024)
     } else {
         format!("{kb}K")
