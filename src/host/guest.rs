@@ -97,7 +97,7 @@ fn parse_response_ms(raw: &[u8]) -> Option<f64> {
         None => (text, None),
     };
     let all_digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
-    if !all_digits(whole) || !fraction.map_or(true, all_digits) {
+    if !all_digits(whole) || !fraction.is_none_or(all_digits) {
         log::debug!("{key}: rejected, not of the form digits[.digits]");
         return None;
     }

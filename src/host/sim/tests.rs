@@ -454,3 +454,55 @@ fn bad_configurations_are_refused_with_the_reason() {
         SimError::DuplicateName("web".into())
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_vm(i: usize) -> impl Strategy<Value = SimVm> {
+        (1u32..=2, 0u32..=200, 1u32..=1024, 0u32..=60, 0.0f64..50.0).prop_map(
+            move |(vcpus, cap, weight, clients, demand_ms)| SimVm {
+                vcpus,
+                cap: cap.min(vcpus * 100),
+                weight,
+                clients,
+                think_ms: 200.0,
+                demand_ms,
+                ..SimVm::new(format!("vm{i}"))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the mix, no VM exceeds its cap or its vCPUs, and the VMs
+        /// together never exceed the guest pCPUs.
+        #[test]
+        fn cpu_given_respects_caps_vcpus_and_the_pool(
+            pcpus in 1u32..=3,
+            vms in (arb_vm(1), arb_vm(2), arb_vm(3)),
+            seed in any::<u64>(),
+        ) {
+            let vms = vec![vms.0, vms.1, vms.2];
+            let mut sim = host(seed, pcpus, vms.clone());
+            let mut last: Vec<u64> = vec![0; vms.len()];
+            for _ in 0..20 {
+                sim.advance(SECOND / 10);
+                let mut total = 0;
+                for (i, vm) in vms.iter().enumerate() {
+                    let now = sim.domain(&vm.name).unwrap().cpu_time_ns;
+                    let used = now - last[i];
+                    let mut bound = u64::from(vm.vcpus) * 100_000_000;
+                    if vm.cap > 0 {
+                        bound = bound.min(u64::from(vm.cap) * 1_000_000);
+                    }
+                    prop_assert!(used <= bound + 10, "{} used {used} ns > {bound}", vm.name);
+                    total += used;
+                    last[i] = now;
+                }
+                prop_assert!(total <= u64::from(pcpus) * 100_000_000 + 10);
+            }
+        }
+    }
+}
