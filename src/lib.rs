@@ -21,5 +21,7 @@ pub mod display;
 pub mod engine;
 pub mod ffi;
 pub mod host;
+pub mod plot;
+pub mod simulate;
 pub mod stats;
 pub mod xl;

@@ -1,0 +1,150 @@
+//! Whole-loop tests: rex driving the simulated host through scenarios.
+
+use rex::config::scenario::Scenario;
+use rex::simulate::{run, Mode, RunResult, TimelinePoint};
+
+/// One pCPU, two VMs with 20% caps, a simple policy; `extra` adds events,
+/// VMs or policy keys.
+fn scenario(extra: &str) -> Scenario {
+    let text = format!(
+        r#"
+name = "t"
+seed = 7
+guest_pcpus = 1
+host_memory = "1024M"
+dom0_memory = "768M"
+duration = 60
+measure_from = 0
+repetitions = 1
+interval = 1000
+slush = "16M"
+domains = [ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
+            "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M" ]
+vms = [ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=40M",
+        "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]
+{extra}
+"#
+    );
+    Scenario::parse("t.cfg", &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn series<'a>(run: &'a RunResult, vm: &str) -> Vec<&'a TimelinePoint> {
+    run.timeline.iter().filter(|p| p.vm == vm).collect()
+}
+
+fn cap_at(run: &RunResult, vm: &str, t_s: f64) -> u32 {
+    series(run, vm)
+        .into_iter()
+        .filter(|p| p.t_s <= t_s)
+        .last()
+        .unwrap_or_else(|| panic!("no point for {vm} at {t_s}"))
+        .cap
+}
+
+fn max_cap(run: &RunResult, vm: &str) -> u32 {
+    series(run, vm).iter().map(|p| p.cap).max().unwrap()
+}
+
+#[test]
+fn load_step_gets_idle_cpu_and_load_drop_gives_it_back() {
+    let s = scenario(r#"events = [ "at=5,vm=web,clients=60", "at=35,vm=web,clients=1" ]"#);
+    let rex = run(&s, Mode::Rex, None).unwrap();
+    assert_eq!(cap_at(&rex, "web", 4.0), 20);
+    assert!(cap_at(&rex, "web", 30.0) >= 50, "web was not given idle CPU: {:?}", series(&rex, "web"));
+    // After the load drop the extra share goes back to the level (20).
+    assert_eq!(cap_at(&rex, "web", 60.0), 20, "{:?}", series(&rex, "web"));
+    // The idle domain is reclaimed down to its own level, never below its floor.
+    assert!(series(&rex, "idle").iter().all(|p| p.cap >= 10));
+    // Σ caps never exceeds the pool (one pCPU).
+    for t in 1..=60 {
+        let total = cap_at(&rex, "web", t as f64) + cap_at(&rex, "idle", t as f64);
+        assert!(total <= 100, "caps sum to {total} at {t}s");
+    }
+    let stat = run(&s, Mode::Static, None).unwrap();
+    assert_eq!(max_cap(&stat, "web"), 20, "static allocation changed a cap");
+    let web_rex = &rex.vms.iter().find(|v| v.name == "web").unwrap();
+    let web_static = &stat.vms.iter().find(|v| v.name == "web").unwrap();
+    assert!(web_rex.run_means_ms[0] < web_static.run_means_ms[0]);
+    assert!(web_rex.reallocations > 0);
+    assert_eq!(web_static.reallocations, 0);
+}
+
+#[test]
+fn steady_load_does_not_flap() {
+    let s = scenario(r#"events = [ "at=1,vm=web,clients=60" ]"#);
+    let rex = run(&s, Mode::Rex, None).unwrap();
+    let caps: Vec<u32> = series(&rex, "web").iter().map(|p| p.cap).collect();
+    // Once raised, the cap of a steadily loaded domain only goes up or stays.
+    let reversals = caps
+        .windows(3)
+        .filter(|w| (w[1] > w[0] && w[2] < w[1]) || (w[1] < w[0] && w[2] > w[1]))
+        .count();
+    assert_eq!(reversals, 0, "caps flapped: {caps:?}");
+}
+
+#[test]
+fn domain_destroyed_and_created_mid_run() {
+    let s = scenario(
+        r#"
+vms = [ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=40M",
+        "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M",
+        "name=late,cap=5,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M,start=no" ]
+domains = [ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
+            "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M",
+            "name=late,cap=15,cap_min=15,cap_max=40,mem_min=48M,mem_max=128M,memory=48M" ]
+events = [ "at=5,vm=web,clients=60", "at=20,vm=idle,destroy", "at=30,vm=late,create" ]
+"#,
+    );
+    let rex = run(&s, Mode::Rex, None).unwrap();
+    assert!(series(&rex, "idle").iter().all(|p| p.t_s <= 21.0), "destroyed domain still listed");
+    let late = series(&rex, "late");
+    assert!(!late.is_empty(), "created domain never seen");
+    assert!(late.iter().skip(1).all(|p| p.cap >= 15), "late domain not raised to its level: {late:?}");
+    for t in 31..=60 {
+        let total = cap_at(&rex, "web", t as f64) + cap_at(&rex, "late", t as f64);
+        assert!(total <= 100, "caps sum to {total} at {t}s");
+    }
+}
+
+#[test]
+fn sla_change_at_run_time_gives_a_new_level() {
+    let s = scenario(r#"events = [ "at=10,vm=web,level_cap=45" ]"#);
+    let rex = run(&s, Mode::Rex, None).unwrap();
+    assert_eq!(cap_at(&rex, "web", 9.0), 20);
+    assert!(cap_at(&rex, "web", 13.0) >= 45, "{:?}", series(&rex, "web"));
+}
+
+#[test]
+fn garbage_guest_values_gain_nothing_beyond_the_ceiling() {
+    let s = scenario(
+        r#"events = [ "at=2,vm=idle,guest_response=99999999999999999999999",
+                      "at=3,vm=idle,guest_free=-5,guest_total=0x10",
+                      "at=4,vm=web,guest_response=1e999,guest_free=NaN" ]"#,
+    );
+    let rex = run(&s, Mode::Rex, None).unwrap();
+    for vm in ["web", "idle"] {
+        assert!(max_cap(&rex, vm) <= 70, "{vm} beyond its cap ceiling");
+        assert!(series(&rex, vm).iter().all(|p| p.mem_mib <= 128.0), "{vm} beyond mem_max");
+    }
+}
+
+#[test]
+fn stuck_balloon_does_not_break_the_loop_or_the_ceiling() {
+    let s = scenario(
+        r#"vms = [ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=120M",
+                   "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]
+           events = [ "at=0,vm=web,balloon=stuck" ]"#,
+    );
+    let rex = run(&s, Mode::Rex, None).unwrap();
+    let web = series(&rex, "web");
+    assert!(web.iter().all(|p| (p.mem_mib - 64.0).abs() < 0.01), "a stuck balloon moved: {web:?}");
+    assert_eq!(rex.timeline.last().unwrap().t_s, 60.0);
+}
+
+#[test]
+fn same_seed_same_results() {
+    let s = scenario(r#"events = [ "at=5,vm=web,clients=60" ]"#);
+    let a = run(&s, Mode::Rex, None).unwrap();
+    let b = run(&s, Mode::Rex, None).unwrap();
+    assert_eq!(a.vms[0].run_means_ms, b.vms[0].run_means_ms);
+}
