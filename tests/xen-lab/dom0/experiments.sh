@@ -1,0 +1,192 @@
+# The rex parts of the scenario (sourced by lab.sh after lib.sh). They read
+# SLA_MS, PHASE_S, BASE_CLIENTS, LOADED_CLIENTS, EXP2_N from lab.sh.
+# shellcheck shell=sh
+
+reset_guests() {
+    local n d
+    for n in 1 2 3 4; do
+        set_cap "vm$n" "$BASE_CAP"
+        d=$(domid_of "vm$n") && xenstore-rm "/local/domain/$d/data/rex" 2> /dev/null
+    done
+}
+
+kind_label() { if [ "$1" = xl ]; then echo "xl rex (libxl in process)"; else echo "rex run --actuator $1"; fi; }
+
+# emit_rex_log PHASE FILE: reallocations, errors and the timing summary rex
+# printed, one REXLAB line each.
+emit_rex_log() {
+    grep -E '"event":"(reallocation|timings|tick_failed|reload_failed)"' "$2" |
+        while read -r line; do emit "{\"phase\":\"$1\",\"rex\":$line}"; done
+    [ -s "$2.err" ] && { note "$1: rex stderr:"; tail -n 5 "$2.err"; }
+}
+
+# rex_started: REX_PID is still running 3 s after start.
+rex_started() {
+    sleep 3
+    kill -0 "$REX_PID" 2> /dev/null && return 0
+    note "rex exited at once:"
+    cat "$1" "$1.err"
+    return 1
+}
+
+# Experiment 1, step 3: VM2 loaded and rex (of KIND) managing.
+exp1_rex() {
+    local kind=$1 phase=rex_$1 status mean watcher bad
+    if ! rex_available "$kind"; then
+        check "exp1_${phase}_meets_sla" null "$(kind_label "$kind") is not in this image"
+        return
+    fi
+    reset_guests
+    write_policy "$SLA_MS"
+    rm -f "/tmp/caps-$phase"
+    watch_caps "/tmp/caps-$phase" &
+    watcher=$!
+    start_rex "$kind" "/tmp/$phase.out"
+    if ! rex_started "/tmp/$phase.out"; then
+        kill "$watcher"
+        check "exp1_${phase}_meets_sla" false "$(kind_label "$kind") did not start"
+        return
+    fi
+    run_load "$phase" "$PHASE_S" $BASE_CLIENTS $LOADED_CLIENTS $BASE_CLIENTS $BASE_CLIENTS publish
+    status=$(stop_rex TERM)
+    kill "$watcher"
+    emit_rex_log "$phase" "/tmp/$phase.out"
+    md "|  | $(kind_label "$kind"): $(reallocations "/tmp/$phase.out" | wc -l) cap changes, exit status $status |||||||||"
+    mean=$(json_num "$(grep '"name":"vm2"' "/tmp/$phase.json")" mean_ms)
+    if [ -n "$mean" ] && fle 0 "$mean" && fle "$mean" "$SLA_MS"; then
+        check "exp1_${phase}_meets_sla" true "vm2 mean $mean ms <= SLA $SLA_MS ms"
+    else
+        check "exp1_${phase}_meets_sla" false "vm2 mean $mean ms > SLA $SLA_MS ms"
+    fi
+    bad=$(awk '{ f = 20; c = ($1 == "vm2") ? 80 : 40; if ($2 < f || $2 > c) print $1 "=" $2 }' \
+        "/tmp/caps-$phase" | sort -u | tr '\n' ' ')
+    if [ -z "$bad" ] && [ "$status" = 0 ]; then
+        check "exp1_${phase}_bounds" true "every guest's cap stayed within [floor, ceiling] ($(wc -l < "/tmp/caps-$phase") samples); rex exited 0 on SIGTERM"
+    else
+        check "exp1_${phase}_bounds" false "out of bounds: ${bad:-none}; rex exit status $status"
+    fi
+}
+
+# Experiment 2: KIND's time of one reallocation (decision to applied). The
+# policy's level for vm1 is toggled between 20% and 30% and rex is sent
+# SIGHUP: each reload makes exactly one cap change on an idle host.
+exp2() {
+    local kind=$1 i=0 status fields
+    if ! rex_available "$kind"; then
+        check "exp2_$kind" null "$(kind_label "$kind") is not in this image"
+        return
+    fi
+    reset_guests
+    write_policy "$SLA_MS" 20 500 0
+    start_rex "$kind" "/tmp/exp2-$kind.out"
+    if ! rex_started "/tmp/exp2-$kind.out"; then
+        check "exp2_$kind" false "$(kind_label "$kind") did not start"
+        return
+    fi
+    while [ $i -lt "$EXP2_N" ]; do
+        i=$((i + 1))
+        write_policy "$SLA_MS" $((i % 2 ? 30 : 20)) 500 0
+        kill -HUP "$REX_PID"
+        sleep 1.5
+    done
+    status=$(stop_rex TERM)
+    emit_rex_log "exp2_$kind" "/tmp/exp2-$kind.out"
+    fields=$(reallocations "/tmp/exp2-$kind.out" | grep '"name":"vm1"' |
+        sed -n 's/.*"elapsed_us":\([0-9.e+-]*\).*/\1/p' | awk '{ printf "%.6f\n", $1 / 1000 }' | stats)
+    emit "{\"exp2\":\"$kind\",\"exit_status\":\"$status\",$fields}"
+    md "| $(kind_label "$kind") | $(json_num "{$fields}" n) | $(json_num "{$fields}" mean_ms) | $(json_num "{$fields}" median_ms) | $(json_num "{$fields}" sd_ms) | $(json_num "{$fields}" ci95_lo_ms)–$(json_num "{$fields}" ci95_hi_ms) |"
+    eval "EXP2_MEAN_$kind=$(json_num "{$fields}" mean_ms)"
+    if [ "$(json_num "{$fields}" n)" -ge "$EXP2_N" ] && [ "$status" = 0 ]; then
+        check "exp2_$kind" true "$(json_num "{$fields}" n) reallocations timed; rex exited 0"
+    else
+        check "exp2_$kind" false "$(json_num "{$fields}" n) of $EXP2_N reallocations timed; rex exit status $status"
+    fi
+}
+
+# wait_cap VM CAP SECONDS: until VM's cap is CAP.
+wait_cap() {
+    local i=0
+    while [ $i -lt "$3" ]; do
+        [ "$(cap_of "$1")" = "$2" ] && return 0
+        sleep 1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# Item 4: domains created and destroyed under rex, garbage from a guest, rex
+# stopped by SIGTERM and SIGKILL.
+lifecycle() {
+    local kind=xl status d1 d2 value bad
+    rex_available xl || kind=libxl
+    if ! rex_available "$kind"; then
+        check lifecycle null "rex is not in this image"
+        return
+    fi
+    reset_guests
+    write_policy "$SLA_MS" 20 1000 3
+    start_rex "$kind" /tmp/life.out
+    rex_started /tmp/life.out || { check lifecycle false "$(kind_label "$kind") did not start"; return; }
+
+    write_guest_cfg 5
+    if timeout 120 xl create /tmp/vm5.cfg > /tmp/vm5.create.log 2>&1 ||
+        { xl destroy vm5 2> /dev/null; timeout 120 xl create /tmp/vm5.cfg > /tmp/vm5.create.log 2>&1; }; then
+        if wait_cap vm5 20 20; then
+            check lifecycle_domain_created true "vm5, created while rex ran, was given its level (cap 20)"
+        else
+            check lifecycle_domain_created false "vm5's cap is '$(cap_of vm5)', not 20, 20 s after creation"
+        fi
+        timeout 60 xl destroy vm5
+        sleep 3
+        if kill -0 "$REX_PID" 2> /dev/null; then
+            check lifecycle_domain_destroyed true "rex kept running after vm5 was destroyed under it"
+        else
+            check lifecycle_domain_destroyed false "rex died when vm5 was destroyed"
+        fi
+    else
+        tail -n 5 /tmp/vm5.create.log
+        check lifecycle_domain_created false "xl create vm5 failed twice"
+    fi
+
+    d1=$(domid_of vm1)
+    d2=$(domid_of vm2)
+    for value in garbage -1 1e309 NaN 99999999999999999999999999 12abc 0x10 ' 7 7' \
+        "$(head -c 3000 /dev/zero | tr '\0' 9)" 999999999; do
+        xenstore-write "/local/domain/$d1/data/meminfo_free" "$value" \
+            "/local/domain/$d1/data/rex/response_ms" "$value" \
+            "/local/domain/$d2/data/meminfo_free" "$value" \
+            "/local/domain/$d2/data/rex/response_ms" "$value"
+        sleep 1
+    done
+    sleep 5 # 999999999 ms: vm2 "misses" its SLA; rex may raise it, not past 80
+    bad=$(caps_within_bounds)
+    if kill -0 "$REX_PID" 2> /dev/null && [ -z "$bad" ]; then
+        check faults_guest_garbage true "rex kept running; caps within bounds (vm1 $(cap_of vm1), vm2 $(cap_of vm2))"
+    else
+        check faults_guest_garbage false "rex alive: $(kill -0 "$REX_PID" 2> /dev/null && echo yes || echo no); out of bounds: ${bad:-none}"
+    fi
+
+    status=$(stop_rex TERM)
+    emit_rex_log lifecycle /tmp/life.out
+    bad=$(caps_within_bounds)
+    if [ "$status" = 0 ] && [ -z "$bad" ]; then
+        check faults_sigterm true "rex exited 0 on SIGTERM; caps within bounds"
+    else
+        check faults_sigterm false "exit status $status; out of bounds: ${bad:-none}"
+    fi
+
+    start_rex libxl /tmp/life-kill.out
+    if rex_started /tmp/life-kill.out; then
+        sleep 2
+        status=$(stop_rex KILL)
+        bad=$(caps_within_bounds)
+        if [ -z "$bad" ]; then
+            check faults_sigkill true "after SIGKILL (status $status) every cap is within bounds"
+        else
+            check faults_sigkill false "after SIGKILL out of bounds: $bad"
+        fi
+    else
+        check faults_sigkill false "rex run did not start"
+    fi
+    d1=$(domid_of vm1) && xenstore-rm "/local/domain/$d1/data/rex" 2> /dev/null
+}
