@@ -1,6 +1,8 @@
 //! Behaviour of the simulated host as rex sees it through [`Host`].
 
 use super::*;
+use crate::engine::{GuestReport, Scheduler};
+use crate::host::Host;
 
 const SECOND: u64 = 1_000_000_000;
 

@@ -1,0 +1,116 @@
+//! The simulated host seen through the [`Host`] trait, as the engine's
+//! driver uses it, and what its guests publish.
+
+use super::{config, Domain, GuestValues, SimHost};
+use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
+use crate::host::{guest, Host, HostError};
+
+impl SimHost {
+    /// The bytes a domain publishes under the three guest keys.
+    fn published(domain: &Domain) -> GuestValues {
+        if let Some(values) = &domain.guest_override {
+            return values.clone();
+        }
+        let Some(workload) = &domain.workload else {
+            return GuestValues {
+                free: None,
+                total: None,
+                response: None,
+            };
+        };
+        let total = domain.balloon.current_kb;
+        let free = total.saturating_sub(domain.working_set_kb);
+        GuestValues {
+            free: Some(free.to_string().into_bytes()),
+            total: Some(total.to_string().into_bytes()),
+            response: workload
+                .recent_mean_ms()
+                .map(|ms| format!("{ms:.3}").into_bytes()),
+        }
+    }
+}
+
+impl Host for SimHost {
+    fn now_ns(&mut self) -> u64 {
+        self.now_ns
+    }
+
+    fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
+        Ok(self.domains.iter().map(Domain::info).collect())
+    }
+
+    fn host_info(&mut self) -> Result<HostInfo, HostError> {
+        Ok(HostInfo {
+            guest_pcpus: self.guest_pcpus,
+            total_mem_kb: self.host_mem_kb,
+            free_mem_kb: self.free_mem_kb(),
+            scheduler: Scheduler::Credit2,
+        })
+    }
+
+    fn sched_params(&mut self, domid: DomId) -> Result<SchedParams, HostError> {
+        // A dying domain still has its parameters, as in Xen.
+        self.domains
+            .iter()
+            .find(|d| d.domid == domid)
+            .map(|d| d.sched)
+            .ok_or(HostError::NoSuchDomain(domid))
+    }
+
+    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
+        self.counters.set_sched += 1;
+        let result = self.live_by_domid(domid).and_then(|domain| {
+            config::check_sched(params.weight, params.cap, domain.vcpus)
+                .map(|()| domain.sched = params)
+                .map_err(|reason| HostError::SetSched {
+                    domid,
+                    source: reason.into(),
+                })
+        });
+        if result.is_err() {
+            self.counters.rejected += 1;
+        }
+        result
+    }
+
+    fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
+        self.counters.set_memory += 1;
+        let result = self.live_by_domid(domid).and_then(|domain| {
+            if target_kb > domain.balloon.max_kb {
+                return Err(HostError::SetMemory {
+                    domid,
+                    source: format!(
+                        "target {target_kb} kB exceeds the maximum {} kB",
+                        domain.balloon.max_kb
+                    )
+                    .into(),
+                });
+            }
+            domain.balloon.target_kb = target_kb;
+            Ok(())
+        });
+        if result.is_err() {
+            self.counters.rejected += 1;
+        }
+        result
+    }
+
+    fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
+        let domain = self
+            .domains
+            .iter()
+            .find(|d| d.domid == domid)
+            .ok_or(HostError::NoSuchDomain(domid))?;
+        if !domain.state.is_alive() {
+            // A dying guest's xenstore directory is going away.
+            return Ok(GuestReport::default());
+        }
+        let values = Self::published(domain);
+        Ok(guest::parse_report(
+            values.free.as_deref(),
+            values.total.as_deref(),
+            values.response.as_deref(),
+            domain.balloon.max_kb,
+        ))
+    }
+}
