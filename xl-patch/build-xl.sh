@@ -12,16 +12,16 @@
 # (-Werror included) against the system's libxenlight (libxen-dev). Each run
 # starts from a fresh tree, so it always proves the series applies and builds.
 #
-# As root on a fresh Debian 12 it installs what it needs (dpkg-dev, gcc, make,
+# On a fresh Debian 12 it installs what it needs (dpkg-dev, gcc, make,
 # libxen-dev, libyajl-dev) and adds a deb-src entry for bookworm if there is
-# none. Set REX_XL_WORK to build somewhere other than target/xl-rex.
+# none, as root or through sudo. Set REX_XL_WORK to build somewhere other
+# than target/xl-rex.
 set -euo pipefail
 
 readonly XEN_SRC_VERSION=4.17.5+72-g01140da4e8-1
 readonly XEN_DSC=xen_${XEN_SRC_VERSION}.dsc
 # The .dsc pins the checksums of the tarballs; pinning the .dsc pins them all.
 readonly XEN_DSC_SHA256=f13956b67fb7a65707c2b0620d89b41ee5d203434dd7bb913017356791ee66c1
-readonly SNAPSHOT_POOL=https://snapshot.debian.org/archive/debian/20250520T000000Z/pool/main/x/xen
 readonly BUILD_DEPS=(dpkg-dev gcc make libxen-dev libyajl-dev)
 
 patch_dir=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +37,7 @@ mode=build
 case "${1-}" in
     "") ;;
     --check) mode=check ;;
-    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) die "unknown option '$1' (try --help)" ;;
 esac
 
@@ -91,7 +91,6 @@ dsc_ok() {
 }
 
 fetch_source() {
-    local f
     if dsc_ok; then
         say "using cached source in $download"
         return
@@ -99,18 +98,13 @@ fetch_source() {
     mkdir -p "$download"
     ensure_deb_src
     say "downloading xen $XEN_SRC_VERSION source"
-    if ! (cd "$download" &&
-          apt-get source -qq --download-only -o APT::Sandbox::User=root \
-              "xen=$XEN_SRC_VERSION" >&2); then
-        # The archive keeps only the current point release; the snapshot
-        # keeps this one for good. The pinned .dsc hash vouches for it.
-        say "not in the archive; trying snapshot.debian.org"
-        for f in "$XEN_DSC" "xen_${XEN_SRC_VERSION%-1}.orig.tar.xz" \
-                 "xen_${XEN_SRC_VERSION}.debian.tar.xz"; do
-            curl -fsSL -o "$download/$f" "$SNAPSHOT_POOL/$f" ||
-                die "cannot download $f"
-        done
-    fi
+    (cd "$download" &&
+     apt-get source -qq --download-only -o APT::Sandbox::User=root \
+         "xen=$XEN_SRC_VERSION" >&2) ||
+        die "apt-get source xen=$XEN_SRC_VERSION failed. If the archive has" \
+            "moved on to a newer point release, put $XEN_DSC and the two" \
+            "tarballs it names (from https://snapshot.debian.org/package/xen/)" \
+            "in $download and run again"
     dsc_ok || die "$download/$XEN_DSC does not match its pinned sha256"
 }
 
@@ -190,7 +184,7 @@ build_xl() {
             CFLAGS_xl.o=$strict CFLAGS_xl_cmdtable.o=$strict \
             CFLAGS_xl_rex.o=$strict \
             >"$log" 2>&1; then
-        grep -E 'error|warning' "$log" >&2 || tail -20 "$log" >&2
+        grep -E 'error:|warning:' "$log" >&2 || tail -20 "$log" >&2
         die "building tools/xl failed; full log in $log"
     fi
     if grep -q 'warning:' "$log"; then
