@@ -51,6 +51,7 @@ impl Drop for StubXl {
 struct FixedReads {
     scheduler: Scheduler,
     host_info_calls: u32,
+    domains: Vec<DomainInfo>,
 }
 
 impl Host for FixedReads {
@@ -58,7 +59,7 @@ impl Host for FixedReads {
         0
     }
     fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
-        Ok(Vec::new())
+        Ok(self.domains.clone())
     }
     fn host_info(&mut self) -> Result<HostInfo, HostError> {
         self.host_info_calls += 1;
@@ -88,6 +89,7 @@ fn exec_host(scheduler: Scheduler, xl: &Path) -> ExecHost<FixedReads> {
         FixedReads {
             scheduler,
             host_info_calls: 0,
+            domains: Vec::new(),
         },
         XlCommand::new(xl.to_path_buf()),
     )
@@ -211,4 +213,100 @@ fn xl_is_found_by_flag_then_environment_then_path() {
         PathBuf::from("/usr/sbin/xl")
     );
     std::env::remove_var(XL_ENV);
+}
+
+fn domain(domid: DomId, name: &str, mem_kb: KiB) -> DomainInfo {
+    DomainInfo {
+        domid,
+        name: name.into(),
+        uuid: [0; 16],
+        vcpus_online: 1,
+        cpu_time_ns: 0,
+        mem_current_kb: mem_kb,
+        mem_target_kb: mem_kb,
+        mem_max_kb: 512 * 1024,
+        state: rex::engine::DomainState::Running,
+    }
+}
+
+#[test]
+fn a_driver_tick_runs_one_xl_command_per_applied_change_in_plan_order() {
+    let stub = StubXl::new("driver", 0, "");
+    let mut host = exec_host(Scheduler::Credit2, &stub.path());
+    // Both guests start uncapped at 128 MiB; the policy bounds them, so the
+    // first tick has changes to make.
+    host.reads_mut().domains = vec![
+        domain(0, "Domain-0", 512 * 1024),
+        domain(5, "vm1", 128 * 1024),
+        domain(6, "vm2", 128 * 1024),
+    ];
+    let policy = rex::config::policy::parse_policy_text(
+        "p.cfg",
+        "domains = [ \"name=vm1,cap_min=10,cap_max=40,mem_min=64M,mem_max=96M\",\n\
+         \"name=vm2,cap_min=10,cap_max=40,mem_min=160M,mem_max=256M\" ]\n",
+    )
+    .unwrap();
+    let mut driver =
+        rex::host::driver::Driver::new(host, rex::engine::Engine::new(policy), false).unwrap();
+    let report = driver.tick().unwrap();
+    assert!(
+        !report.applied.is_empty(),
+        "the policy should force changes"
+    );
+    let mut sched: std::collections::HashMap<DomId, SchedParams> = [
+        (
+            5,
+            SchedParams {
+                weight: 256,
+                cap: 0,
+            },
+        ),
+        (
+            6,
+            SchedParams {
+                weight: 256,
+                cap: 0,
+            },
+        ),
+    ]
+    .into();
+    let expected: Vec<String> = report
+        .applied
+        .iter()
+        .map(|a| {
+            assert_eq!(a.error, None);
+            let d = a.change.domid;
+            let args = match a.change.action {
+                rex::engine::Action::Memory { to, .. } => XlCommand::mem_set_args(d, to),
+                rex::engine::Action::Cap { to, .. } => {
+                    let p = sched.get_mut(&d).unwrap();
+                    p.cap = to;
+                    XlCommand::sched_args(&Scheduler::Credit2, d, *p).unwrap()
+                }
+                rex::engine::Action::Weight { to, .. } => {
+                    let p = sched.get_mut(&d).unwrap();
+                    p.weight = to;
+                    XlCommand::sched_args(&Scheduler::Credit2, d, *p).unwrap()
+                }
+            };
+            args.join(" ")
+        })
+        .collect();
+    assert_eq!(stub.calls(), expected);
+    assert_eq!(driver.timings().len(), expected.len());
+}
+
+#[test]
+fn xl_on_path_is_used_when_neither_flag_nor_environment_names_one() {
+    let stub = StubXl::new("path", 0, "");
+    let xl = XlCommand::new(PathBuf::from("xl"));
+    let old_path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![stub.dir.clone()];
+    dirs.extend(std::env::split_paths(&old_path));
+    // Only this test reads PATH for `xl`; the others name the stub's path.
+    std::env::set_var("PATH", std::env::join_paths(dirs).unwrap());
+    let result = xl.set_memory(3, 65_536);
+    std::env::set_var("PATH", old_path);
+    result.unwrap();
+    assert_eq!(stub.calls(), vec!["mem-set 3 65536k"]);
 }
