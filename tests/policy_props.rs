@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 use rex::engine::monitor::clamp_report;
 use rex::engine::{
-    Action, DomainPolicy, GuestReport, HostInfo, HostPolicy, KiB, Level, Plan, Policy,
-    PolicyConfig, SchedParams, Scheduler, Usage,
+    Action, DomainInfo, DomainObservation, DomainPolicy, DomainState, Engine, GuestReport,
+    HostInfo, HostPolicy, KiB, Level, Plan, Policy, PolicyConfig, SchedParams, Scheduler, Snapshot,
+    Usage,
 };
 
 const MIB: KiB = 1024;
@@ -354,4 +355,138 @@ fn plan_memory_delta(plan: &Plan) -> (KiB, KiB) {
             Action::Memory { from, to } => (down, up + to - from),
             _ => (down, up),
         })
+}
+
+/// One tick of a host whose domains come, go, die, get their domid reused,
+/// and whose guests write anything at all.
+fn chaotic_snapshot(
+    words: &[u64],
+    tick: u64,
+    state: &mut HashMap<u32, (SchedParams, KiB, u64)>,
+) -> Snapshot {
+    let mut f = Fields::new(words);
+    let mut domains = Vec::new();
+    for domid in 0..6u32 {
+        if !f.chance(85) {
+            continue;
+        }
+        let (sched, mem_kb, cpu_time_ns) = state.entry(domid).or_insert((
+            SchedParams {
+                weight: 256,
+                cap: 0,
+            },
+            64 * MIB,
+            0,
+        ));
+        // Mostly forwards; now and then backwards, as after a domid reuse.
+        if f.chance(95) {
+            *cpu_time_ns += f.range(0, 3_000_000_000);
+        } else {
+            *cpu_time_ns /= 2;
+        }
+        let garbage = [f64::NAN, f64::INFINITY, -5.0, 1e300, 450.0, 2500.0];
+        domains.push(DomainObservation {
+            info: DomainInfo {
+                domid,
+                name: if domid == 0 {
+                    "Domain-0".into()
+                } else {
+                    format!("vm{}", f.range(1, 5))
+                },
+                uuid: [f.range(0, 1) as u8; 16],
+                vcpus_online: f.range(0, 4) as u32,
+                cpu_time_ns: *cpu_time_ns,
+                mem_current_kb: *mem_kb,
+                mem_target_kb: *mem_kb,
+                mem_max_kb: f.range(0, 512) * MIB,
+                state: match f.below(6) {
+                    0 => DomainState::Dying,
+                    1 => DomainState::Shutdown,
+                    2 => DomainState::Paused,
+                    3 => DomainState::Blocked,
+                    _ => DomainState::Running,
+                },
+            },
+            sched: *sched,
+            report: GuestReport {
+                mem_free_kb: f.chance(70).then(|| f.below(u64::MAX)),
+                mem_total_kb: f.chance(70).then(|| f.below(u64::MAX)),
+                response_ms: f.chance(80).then(|| garbage[f.below(6) as usize]),
+            },
+        });
+    }
+    Snapshot {
+        at_ns: tick * 1_000_000_000,
+        host: HostInfo {
+            guest_pcpus: 2,
+            total_mem_kb: 4096 * MIB,
+            free_mem_kb: f.range(0, 1024) * MIB,
+            scheduler: Scheduler::Credit2,
+        },
+        domains,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    /// The whole engine on chaotic hosts: usage is well-formed and the
+    /// plans touch only managed domains, with sane values.
+    #[test]
+    fn engine_copes_with_chaotic_hosts(
+        ticks in prop::collection::vec(prop::collection::vec(any::<u64>(), 6), 1..6),
+    ) {
+        let policy = |name: &str| DomainPolicy {
+            name: name.into(),
+            sla_ms: Some(900.0),
+            level: Level { load: 0, cap_pct: 20, mem_kb: 64 * MIB },
+            cap_min: 5,
+            cap_max: 80,
+            mem_min_kb: 64 * MIB,
+            mem_max_kb: 256 * MIB,
+            weight: 256,
+            priority: 0,
+        };
+        let config = PolicyConfig {
+            host: HostPolicy::default(),
+            domains: vec![policy("vm1"), policy("vm2"), policy("vm3")],
+        };
+        let mut engine = Engine::new(config);
+        let mut state = HashMap::new();
+        for (i, words) in ticks.iter().enumerate() {
+            let snapshot = chaotic_snapshot(words, i as u64 + 1, &mut state);
+            let tick = engine.step(&snapshot);
+            prop_assert!(tick.usage.windows(2).all(|w| w[0].domid < w[1].domid));
+            for u in &tick.usage {
+                let obs = snapshot.domains.iter().find(|d| d.info.domid == u.domid).unwrap();
+                prop_assert!(obs.info.state.is_alive(), "dead domain {} in usage", u.domid);
+                let ceiling = f64::from(u.vcpus) * 100.0;
+                prop_assert!((0.0..=ceiling).contains(&u.cpu_pct), "cpu {} of {}", u.cpu_pct, ceiling);
+                prop_assert!(u.has_cpu_sample || u.cpu_pct == 0.0);
+                if let Some(ms) = u.report.response_ms {
+                    prop_assert!((0.0..=3_600_000.0).contains(&ms));
+                }
+                if let (Some(free), Some(total)) = (u.report.mem_free_kb, u.report.mem_total_kb) {
+                    prop_assert!(free <= total);
+                    prop_assert_eq!(u.mem_used_kb, Some(total - free));
+                }
+            }
+            for change in &tick.plan.changes {
+                prop_assert!(change.domid != 0, "dom0 changed");
+                prop_assert!(["vm1", "vm2", "vm3"].contains(&change.name.as_str()));
+                let entry = state.get_mut(&change.domid).unwrap();
+                match change.action {
+                    Action::Cap { to, .. } => {
+                        prop_assert!((5..=80).contains(&to));
+                        entry.0.cap = to;
+                    }
+                    Action::Weight { to, .. } => entry.0.weight = to,
+                    Action::Memory { to, .. } => {
+                        prop_assert!((64 * MIB..=256 * MIB).contains(&to) || to > entry.1);
+                        entry.1 = to;
+                    }
+                }
+            }
+        }
+    }
 }
