@@ -43,6 +43,12 @@ impl Engine {
         self.policy.config()
     }
 
+    /// The policy of domain `name` if rex manages it; O(1), unlike
+    /// `config().domain(name)`, which scans.
+    pub fn domain_policy(&self, name: &str) -> Option<&DomainPolicy> {
+        self.policy.domain(name)
+    }
+
     /// Checks the current policy against the host's capacity (see
     /// [`Policy::validate`]; check a new configuration with that before
     /// [`Engine::set_config`]).

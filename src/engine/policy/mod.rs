@@ -121,6 +121,12 @@ impl Policy {
         &self.config
     }
 
+    /// The policy of domain `name`, if it is managed; O(1), unlike
+    /// [`PolicyConfig::domain`].
+    pub fn domain(&self, name: &str) -> Option<&DomainPolicy> {
+        self.by_name.get(name).map(|&i| &self.config.domains[i])
+    }
+
     /// Checks that `config` can be applied on `host`: bounds in order, names
     /// unique, and the guaranteed levels within the host's capacity. The
     /// error lists every problem found, naming the domain.
