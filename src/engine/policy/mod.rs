@@ -6,8 +6,27 @@
 //! saturated ones, and ones whose guest reports a response time above its
 //! SLA. Memory moves the same way, from guests with spare memory to guests
 //! short of it, never letting the host's free memory fall below the slush.
-//! The CPU side lives in [`cpu`], memory in [`memory`], the anti-flapping
-//! rules in [`trend`], and the checks of a configuration in [`validate`].
+//!
+//! The rules, each change carrying its [`Reason`]:
+//! - Bounds first, at once, whatever the cooldown, step or deadband: an
+//!   uncapped domain, or one below its guarantee, is set to its guarantee; one
+//!   above `cap_max`/`mem_max` is lowered to it; a new level
+//!   ([`Policy::set_level`]) is applied as it is; and if the caps add up to
+//!   more than the pool, domains above their guarantee give back, least
+//!   priority and least busy first.
+//! - An idle domain (CPU use ≤ `idle_pct` of its cap) shrinks by at most
+//!   `max_step_cap` a tick towards its guarantee, but not below the cap at
+//!   which its use would sit midway between the idle and saturation
+//!   thresholds: taking what it uses would make it saturated at once, and a
+//!   steady load would flap. Memory donors likewise keep twice the pressure
+//!   threshold free.
+//! - The idle pool (pool − caps after those shrinks) goes to the saturated
+//!   and SLA-missing domains, higher priority first, by weight within one.
+//! - A load-driven change against the last one waits `cooldown_ticks`, and
+//!   after it the domain is left alone for `cooldown_ticks` (`trend.rs`).
+//!
+//! The CPU side lives in `cpu.rs`, memory in `memory.rs`, and the checks of a
+//! configuration in `validate.rs`.
 
 mod cpu;
 mod memory;
@@ -142,8 +161,8 @@ impl Policy {
             // With duplicate names (rejected by validate) the first one wins.
             self.by_name.entry(domain.name.clone()).or_insert(i);
         }
-        self.sla_changed
-            .retain(|name| config.domains.iter().any(|d| &d.name == name));
+        let by_name = &self.by_name;
+        self.sla_changed.retain(|name| by_name.contains_key(name));
         self.config = config;
     }
 
