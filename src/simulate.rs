@@ -75,6 +75,14 @@ pub enum SimulateError {
     Tick(String),
 }
 
+/// Checks that the scenario's host accepts its VMs and that the policy
+/// fits the host, without running anything.
+pub fn preflight(scenario: &Scenario) -> Result<(), SimulateError> {
+    let host = SimHost::new(scenario.sim.clone())?;
+    Driver::new(host, Engine::new(scenario.policy.clone()), true)?;
+    Ok(())
+}
+
 /// Runs every repetition of `scenario` in `mode`. The first repetition's
 /// live display goes to `display`, if given.
 pub fn run(

@@ -46,6 +46,10 @@ pub fn main(args: Args) -> ExitCode {
         scenario.repetitions = n.max(1);
     }
 
+    if let Err(e) = simulate::preflight(&scenario) {
+        eprintln!("rex simulate: {}", crate::host::driver::error_chain(&e));
+        return ExitCode::FAILURE;
+    }
     let mut runs = Vec::new();
     for mode in [Mode::Rex, Mode::Static] {
         let mut display = (!args.json && mode == Mode::Rex).then(|| {

@@ -17,7 +17,7 @@ use crate::engine::{
 pub enum DriverError {
     #[error(transparent)]
     Host(#[from] HostError),
-    #[error("policy cannot be applied on this host: {0}")]
+    #[error("policy cannot be applied on this host")]
     Policy(#[from] PolicyError),
 }
 

@@ -1,0 +1,97 @@
+//! `rex simulate` as a user runs it: the built-in experiment, JSON, SVG and
+//! config errors.
+
+use std::process::{Command, Output};
+
+fn rex(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rex"))
+        .args(args)
+        .output()
+        .expect("run rex")
+}
+
+fn vm<'a>(json: &'a serde_json::Value, mode: &str, name: &str) -> &'a serde_json::Value {
+    json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["mode"] == mode)
+        .and_then(|r| r["vms"].as_array().unwrap().iter().find(|v| v["name"] == name))
+        .unwrap_or_else(|| panic!("no {mode}/{name} in {json}"))
+}
+
+#[test]
+fn builtin_experiment_vm2_meets_its_sla_only_with_rex() {
+    let out = rex(&["simulate", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["scenario"], "paper-exp1");
+    let with_rex = vm(&json, "rex", "vm2");
+    let fixed = vm(&json, "static", "vm2");
+    assert_eq!(with_rex["sla_ms"], 900.0);
+    assert_eq!(with_rex["n"], 28);
+    let mean_rex = with_rex["mean_ms"].as_f64().unwrap();
+    let mean_static = fixed["mean_ms"].as_f64().unwrap();
+    assert!(mean_rex < 900.0, "vm2 with rex: {mean_rex} ms");
+    assert!(mean_static > 900.0, "vm2 static: {mean_static} ms");
+    assert!(with_rex["reallocations"].as_u64().unwrap() > 0);
+    assert_eq!(fixed["reallocations"], 0);
+    let ci = with_rex["ci95_ms"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() <= mean_rex && mean_rex <= ci[1].as_f64().unwrap());
+}
+
+#[test]
+fn human_output_shows_settings_notices_and_table() {
+    let out = rex(&["simulate", "--repetitions", "2"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rex: managing 4 domain(s)"), "{text}");
+    assert!(text.contains("rex: set vm2 (domain 2) cap 20% -> "), "{text}");
+    assert!(text.contains("vm2: SLA 900 ms met with rex"), "{text}");
+    assert!(text.contains("MISSED with static"), "{text}");
+}
+
+#[test]
+fn svg_plot_is_written() {
+    let dir = std::env::temp_dir().join(format!("rex-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("exp1.svg");
+    let out = rex(&["simulate", "--repetitions", "1", "--json", "--svg", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"));
+    assert!(text.contains("vm2") && text.contains("response time"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn scenario_error(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("rex-cfg-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.cfg"));
+    std::fs::write(&path, text).unwrap();
+    let out = rex(&["simulate", path.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!out.status.success(), "{name}: accepted");
+    assert!(out.stdout.is_empty(), "{name}: printed results despite the error");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn config_errors_name_file_and_line_and_exit_non_zero() {
+    let err = scenario_error("syntax", "vms = [ \"name=a\" ]\nduration = = 5\n");
+    assert!(err.contains("syntax.cfg:2"), "{err}");
+
+    let err = scenario_error(
+        "unknown",
+        "vms = [ \"name=a\" ]\n\ndomains = [ \"name=ghost,cap_min=5\" ]\n",
+    );
+    assert!(err.contains("unknown.cfg:3") && err.contains("ghost"), "{err}");
+
+    // Floors add up to more than the one pCPU the guests have.
+    let err = scenario_error(
+        "floors",
+        "guest_pcpus = 1\nvms = [ \"name=a\", \"name=b\" ]\n\
+         domains = [ \"name=a,cap_min=60\", \"name=b,cap_min=60\" ]\n",
+    );
+    assert!(err.contains("cannot be applied") || err.contains("capacity"), "{err}");
+}
