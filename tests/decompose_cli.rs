@@ -184,6 +184,17 @@ fn bad_csv_names_file_line_and_column() {
 }
 
 #[test]
+fn a_target_that_is_not_a_positive_time_is_refused() {
+    let path = csv("target.csv", VM2_RUNS);
+    for target in ["--sla-ms=0", "--sla-ms=-900", "--sla-ms=NaN"] {
+        let out = rex(&["decompose", path.to_str().unwrap(), target]);
+        assert_eq!(out.status.code(), Some(1), "{target}");
+        assert!(stderr(&out).contains("--sla-ms"), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+#[test]
 fn no_passing_run_at_all_is_an_error() {
     let path = csv(
         "slow.csv",

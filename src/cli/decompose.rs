@@ -51,6 +51,12 @@ pub fn main(args: Args) -> ExitCode {
 
 /// Reads, decomposes and formats; warnings go to stderr as they are found.
 fn run(args: &Args) -> Result<String, String> {
+    if !(args.sla_ms.is_finite() && args.sla_ms > 0.0) {
+        return Err(format!(
+            "--sla-ms: the SLA target must be a positive number of ms, not {}",
+            args.sla_ms
+        ));
+    }
     let text =
         std::fs::read_to_string(&args.runs).map_err(|e| format!("{}: {e}", args.runs.display()))?;
     let mut runs = parse_runs(&args.runs, &text)?;
