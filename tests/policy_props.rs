@@ -228,6 +228,7 @@ fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), Test
     let before: Vec<Usage> = case.rows.clone();
 
     let mut seen_grow = false;
+    let mut seen_cap_raise = false;
     let mut growth: KiB = 0;
     let mut touched: HashMap<(u32, u8), usize> = HashMap::new();
     for change in &plan.changes {
@@ -246,6 +247,12 @@ fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), Test
             Action::Cap { from, to } => {
                 prop_assert_eq!(from, row.sched.cap);
                 prop_assert!(to >= 1, "cap 0 (uncapped) set: {:?}", change);
+                // Leaving uncapped (0) is a decrease too.
+                if from != 0 && to > from {
+                    seen_cap_raise = true;
+                } else {
+                    prop_assert!(!seen_cap_raise, "cap decrease after a raise: {:?}", plan);
+                }
                 row.sched.cap = to;
                 0
             }

@@ -287,7 +287,8 @@ fn build_plan(slots: &[Slot]) -> Plan {
         };
         if let (Some(reason), from, to) = (&slot.cap.reason, u.sched.cap, slot.cap.to) {
             if to != from {
-                let list = if to < from && from != 0 {
+                // From uncapped (0) to any cap is a decrease.
+                let list = if from == 0 || to < from {
                     &mut cap_down
                 } else {
                     &mut cap_up
