@@ -83,16 +83,17 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             }
             continue;
         }
+        // Only a guest that says what it uses gives memory back: without a
+        // report, memory above the level may well be in use.
+        let Some(used_kb) = slot.usage.mem_used_kb else {
+            continue;
+        };
         if current > guaranteed
             && slot
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
         {
-            let keep = slot
-                .usage
-                .mem_used_kb
-                .map_or(0, |used| target_for_use(used, policy))
-                .max(guaranteed);
+            let keep = target_for_use(used_kb, policy).max(guaranteed);
             let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));
             if to < current && current - to >= deadband {
                 slot.mem.set(to, Reason::SpareMemory { free_pct: free });

@@ -19,7 +19,7 @@
 //!   which its use would sit midway between the idle and saturation
 //!   thresholds: taking what it uses would make it saturated at once, and a
 //!   steady load would flap. Memory donors likewise keep twice the pressure
-//!   threshold free.
+//!   threshold free, and only a guest that reports its memory gives any back.
 //! - The idle pool (pool − caps after those shrinks) goes to the saturated
 //!   and SLA-missing domains, higher priority first, by weight within one.
 //! - A load-driven change against the last one waits `cooldown_ticks`, and

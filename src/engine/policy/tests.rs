@@ -382,6 +382,27 @@ fn memory_pressure_grows_within_step_and_slush_after_shrinks() {
 }
 
 #[test]
+fn a_guest_that_reports_no_memory_keeps_it() {
+    let mut policy = Policy::new(config(vec![managed("quiet", 20)]));
+    let mut quiet = usage(1, "quiet", 20, 10.0);
+    quiet.mem_target_kb = 200_000;
+    let plan = policy.decide(&host(1, 512 * 1024), &[quiet.clone()]);
+    assert!(plan.is_empty(), "{plan:?}");
+    // Once it reports plenty free, the memory above its level goes back.
+    quiet.report.mem_total_kb = Some(200_000);
+    quiet.report.mem_free_kb = Some(180_000);
+    quiet.mem_used_kb = Some(20_000);
+    let plan = policy.decide(&host(1, 512 * 1024), &[quiet]);
+    assert_eq!(
+        plan.changes.first().map(|c| c.action),
+        Some(Action::Memory {
+            from: 200_000,
+            to: 200_000 - 64 * 1024
+        })
+    );
+}
+
+#[test]
 fn small_changes_inside_the_deadband_are_skipped() {
     let mut cfg = config(vec![managed("vm1", 20)]);
     cfg.host.deadband_cap = 5;

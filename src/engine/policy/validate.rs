@@ -85,6 +85,11 @@ fn check_domain(d: &DomainPolicy, problems: &mut Vec<String>) {
             d.cap_min, d.cap_max
         ));
     }
+    if d.mem_max_kb == 0 {
+        problems.push(format!(
+            "domain `{name}': mem_max must be above 0 (rex would balloon it to nothing)"
+        ));
+    }
     if d.mem_min_kb > d.mem_max_kb {
         problems.push(format!(
             "domain `{name}': mem_min {} is above mem_max {}",
