@@ -145,6 +145,10 @@ pub fn run_loop<H: Host + EventSource>(
         let mut timeout_ms = -1;
         driver.host_mut().before_poll(&mut fds, &mut timeout_ms)?;
         let wake = waiter.wait(&mut fds, next_tick, timeout_ms)?;
+        log::trace!(
+            "woke: {wake:?} ({} libxl fds, libxl timeout {timeout_ms} ms)",
+            fds.len()
+        );
         driver.host_mut().after_poll(&fds);
         let deaths = driver.host_mut().take_deaths();
         let mut tick_now = !deaths.is_empty();

@@ -42,8 +42,13 @@ pub fn report(display: &mut Display, timings: &[Duration], dry_run: bool) {
         Some(t) => display.event(
             "timings",
             &format!(
-                "{} reallocations: mean {:.3} ms, median {:.3} ms, sd {:.3} ms, p99 {:.3} ms",
-                t.n, t.mean_ms, t.median_ms, t.sd_ms, t.p99_ms
+                "{} reallocation{}: mean {:.3} ms, median {:.3} ms, sd {:.3} ms, p99 {:.3} ms",
+                t.n,
+                if t.n == 1 { "" } else { "s" },
+                t.mean_ms,
+                t.median_ms,
+                t.sd_ms,
+                t.p99_ms
             ),
             json!({
                 "n": t.n, "mean_ms": t.mean_ms, "median_ms": t.median_ms,
