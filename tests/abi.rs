@@ -3,22 +3,25 @@
 //! library. Needs `cc` and `nm` (binutils); no Xen.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>/, where cargo puts librex.so (this test runs from
-/// target/<profile>/deps/).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
+/// The librex.so built for this test run: cargo writes the cdylib to
+/// target/<profile>/deps/ (where this test runs from) and copies it to
+/// target/<profile>/ only on `cargo build`, so the deps/ copy is the fresh
+/// one.
 fn librex() -> PathBuf {
-    let lib = profile_dir().join("librex.so");
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let lib = deps.join("librex.so");
+    let lib = if lib.exists() {
+        lib
+    } else {
+        deps.parent().map(|p| p.join("librex.so")).unwrap()
+    };
     assert!(lib.exists(), "{} not built", lib.display());
     lib
 }

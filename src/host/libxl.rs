@@ -33,15 +33,26 @@ pub struct LibxlHost<C: Context> {
     guest_pool: u32,
 }
 
+/// The probe: `Ok(false)` when /dev/xen/privcmd is absent (no hypervisor,
+/// or not dom0), `Err` when its presence cannot be told.
+pub fn is_available() -> Result<bool, HostError> {
+    match std::fs::metadata(PRIVCMD) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(HostError::Unavailable(format!(
+            "cannot tell whether {PRIVCMD} exists: {e}"
+        ))),
+    }
+}
+
 /// Turns a failed context allocation into [`HostError::Unavailable`],
 /// naming the missing device when that is the cause.
 pub fn unavailable(err: XlError) -> HostError {
-    if Path::new(PRIVCMD).exists() {
-        HostError::Unavailable(err.to_string())
-    } else {
-        HostError::Unavailable(format!(
+    match is_available() {
+        Ok(false) => HostError::Unavailable(format!(
             "{PRIVCMD} missing: not running in a Xen dom0 (or xen-privcmd is not loaded); {err}"
-        ))
+        )),
+        _ => HostError::Unavailable(err.to_string()),
     }
 }
 
@@ -262,6 +273,7 @@ mod tests {
         if Path::new(PRIVCMD).exists() {
             return; // a Xen dom0: covered by the lab instead
         }
+        assert!(!is_available().unwrap());
         let err = LibxlHost::open().err().expect("no hypervisor here");
         let text = err.to_string();
         assert!(matches!(err, HostError::Unavailable(_)), "{text}");
