@@ -461,3 +461,21 @@ fn real_librex_reports_a_missing_policy_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/rex.cfg"), "{stderr}");
 }
+
+#[test]
+fn default_library_path_is_under_libdir() {
+    let multiarch = Command::new("dpkg-architecture")
+        .arg("-qDEB_HOST_MULTIARCH")
+        .output()
+        .expect("run dpkg-architecture");
+    let multiarch = String::from_utf8(multiarch.stdout).unwrap();
+    let default = format!("/usr/lib/{}/rex/librex.so", multiarch.trim());
+    assert!(
+        !Path::new(&default).exists(),
+        "{default} is installed here; this test expects it absent"
+    );
+    let out = xl("default_library", "rex.enable=1\n", &["rex"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(line.contains(&format!("cannot load {default} ")), "{line}");
+}
