@@ -5,7 +5,6 @@
 //! uses xl's through [`BorrowedCtx`]; the code is the same.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Instant;
 
 use super::guest::{parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY};
@@ -270,7 +269,7 @@ mod tests {
 
     #[test]
     fn without_a_hypervisor_open_is_unavailable_and_names_privcmd() {
-        if Path::new(PRIVCMD).exists() {
+        if std::path::Path::new(PRIVCMD).exists() {
             return; // a Xen dom0: covered by the lab instead
         }
         assert!(!is_available().unwrap());
