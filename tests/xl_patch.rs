@@ -464,6 +464,7 @@ fn real_librex_reports_a_missing_policy_by_name() {
 
 #[test]
 fn default_library_path_is_under_libdir() {
+    built(); // installs dpkg-dev on a fresh machine
     let multiarch = Command::new("dpkg-architecture")
         .arg("-qDEB_HOST_MULTIARCH")
         .output()
