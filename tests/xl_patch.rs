@@ -8,7 +8,9 @@
 //! tests/xl-patch/fake_xen_host.c (LD_PRELOAD): a dummy context, and xl's
 //! read of /etc/xen/xl.conf redirected to a file each test writes. rex
 //! itself is replaced by tests/xl-patch/fake_librex.c, built against
-//! include/rex.h with the ABI version each test needs.
+//! include/rex.h with the ABI version each test needs; the real librex
+//! (target/<profile>/deps/librex.so) runs only on paths that end before it
+//! would use the dummy context (--help, a missing policy file).
 //!
 //! Needs network on the first run (about 5 MB) and, on a machine without
 //! dpkg-dev, gcc, make, libxen-dev or libyajl-dev, root or sudo.
