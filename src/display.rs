@@ -82,7 +82,11 @@ impl Display {
             "rex: managing {} domain(s), tick {} ms{}",
             managed.len(),
             config.host.interval_ms,
-            if dry_run { " (dry run: nothing is changed)" } else { "" }
+            if dry_run {
+                " (dry run: nothing is changed)"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             self.out,
@@ -103,7 +107,11 @@ impl Display {
                 u.mem_target_kb / MIB,
                 sla,
                 format!("{}..{}%", p.cap_min, p.cap_max),
-                format!("{}..{}M", p.mem_min_kb / MIB, p.mem_max_kb.min(u64::MAX / 4) / MIB),
+                format!(
+                    "{}..{}M",
+                    p.mem_min_kb / MIB,
+                    p.mem_max_kb.min(u64::MAX / 4) / MIB
+                ),
             )?;
         }
         Ok(())
@@ -125,7 +133,10 @@ impl Display {
     }
 
     fn usage(&mut self, t: f64, report: &TickReport, config: &PolicyConfig) -> std::io::Result<()> {
-        let managed = report.usage.iter().filter(|u| config.domain(&u.name).is_some());
+        let managed = report
+            .usage
+            .iter()
+            .filter(|u| config.domain(&u.name).is_some());
         if self.json {
             let domains: Vec<_> = managed
                 .map(|u| {
@@ -135,7 +146,11 @@ impl Display {
                            "mem_used_kb": u.mem_used_kb, "response_ms": u.report.response_ms})
                 })
                 .collect();
-            return writeln!(self.out, "{}", json!({"event": "usage", "t": t, "domains": domains}));
+            return writeln!(
+                self.out,
+                "{}",
+                json!({"event": "usage", "t": t, "domains": domains})
+            );
         }
         let parts: Vec<String> = managed
             .map(|u| {

@@ -30,9 +30,30 @@ pub fn write_svg(path: &Path, runs: &[RunResult], sla_ms: Option<f64>) -> Result
         let series = by_vm(&run.timeline);
         let t_max = run.timeline.iter().map(|p| p.t_s).fold(1.0, f64::max);
         let mode = run.mode.name();
-        draw(&rows[0], &format!("{mode}: cap (%)"), t_max, &series, |p| Some(p.cap as f64), None)?;
-        draw(&rows[1], &format!("{mode}: memory (MiB)"), t_max, &series, |p| Some(p.mem_mib), None)?;
-        draw(&rows[2], &format!("{mode}: response time (ms)"), t_max, &series, |p| p.response_ms, sla_ms)?;
+        draw(
+            &rows[0],
+            &format!("{mode}: cap (%)"),
+            t_max,
+            &series,
+            |p| Some(p.cap as f64),
+            None,
+        )?;
+        draw(
+            &rows[1],
+            &format!("{mode}: memory (MiB)"),
+            t_max,
+            &series,
+            |p| Some(p.mem_mib),
+            None,
+        )?;
+        draw(
+            &rows[2],
+            &format!("{mode}: response time (ms)"),
+            t_max,
+            &series,
+            |p| p.response_ms,
+            sla_ms,
+        )?;
     }
     root.present().map_err(|e| e.to_string())
 }
@@ -85,7 +106,10 @@ fn draw<DB: DrawingBackend>(
     }
     if let Some(sla) = threshold {
         chart
-            .draw_series(LineSeries::new(vec![(0.0, sla), (t_max, sla)], BLACK.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                vec![(0.0, sla), (t_max, sla)],
+                BLACK.stroke_width(1),
+            ))
             .map_err(|e| e.to_string())?
             .label("SLA")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));

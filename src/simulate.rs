@@ -103,7 +103,11 @@ pub fn run(
     }
     let mut timeline = Vec::new();
     for rep in 0..scenario.repetitions {
-        let show = if rep == 0 { display.as_deref_mut() } else { None };
+        let show = if rep == 0 {
+            display.as_deref_mut()
+        } else {
+            None
+        };
         let record = (rep == 0).then_some(&mut timeline);
         run_once(scenario, mode, rep, show, record, &mut per_vm)?;
     }
@@ -204,12 +208,12 @@ fn run_once(
 fn applied_cap(applied: &[crate::host::driver::AppliedChange], domid: u32) -> Option<u32> {
     applied
         .iter()
+        .rev()
         .filter(|a| a.change.domid == domid && a.error.is_none())
-        .filter_map(|a| match a.change.action {
+        .find_map(|a| match a.change.action {
             Action::Cap { to, .. } => Some(to),
             _ => None,
         })
-        .last()
 }
 
 fn apply_event(
@@ -235,8 +239,14 @@ fn apply_event(
                 .ok_or_else(|| fail(SimError::UnknownVm(event.vm.clone())))?;
             host.create_domain(vm).map_err(fail)?;
         }
-        EventKind::BalloonStuck(stuck) => host.set_balloon_stuck(&event.vm, *stuck).map_err(fail)?,
-        EventKind::GuestValues { free, total, response } => host
+        EventKind::BalloonStuck(stuck) => {
+            host.set_balloon_stuck(&event.vm, *stuck).map_err(fail)?
+        }
+        EventKind::GuestValues {
+            free,
+            total,
+            response,
+        } => host
             .set_guest_values(&event.vm, free.clone(), total.clone(), response.clone())
             .map_err(fail)?,
         EventKind::Level { cap, mem_kb } => {

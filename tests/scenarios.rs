@@ -35,8 +35,8 @@ fn series<'a>(run: &'a RunResult, vm: &str) -> Vec<&'a TimelinePoint> {
 fn cap_at(run: &RunResult, vm: &str, t_s: f64) -> u32 {
     series(run, vm)
         .into_iter()
-        .filter(|p| p.t_s <= t_s)
-        .last()
+        .rev()
+        .find(|p| p.t_s <= t_s)
         .unwrap_or_else(|| panic!("no point for {vm} at {t_s}"))
         .cap
 }
@@ -50,7 +50,11 @@ fn load_step_gets_idle_cpu_and_load_drop_gives_it_back() {
     let s = scenario(r#"events = [ "at=5,vm=web,clients=60", "at=35,vm=web,clients=1" ]"#);
     let rex = run(&s, Mode::Rex, None).unwrap();
     assert_eq!(cap_at(&rex, "web", 4.0), 20);
-    assert!(cap_at(&rex, "web", 30.0) >= 50, "web was not given idle CPU: {:?}", series(&rex, "web"));
+    assert!(
+        cap_at(&rex, "web", 30.0) >= 50,
+        "web was not given idle CPU: {:?}",
+        series(&rex, "web")
+    );
     // After the load drop the extra share goes back to the level (20).
     assert_eq!(cap_at(&rex, "web", 60.0), 20, "{:?}", series(&rex, "web"));
     // The idle domain is reclaimed down to its own level, never below its floor.
@@ -96,10 +100,16 @@ events = [ "at=5,vm=web,clients=60", "at=20,vm=idle,destroy", "at=30,vm=late,cre
 "#,
     );
     let rex = run(&s, Mode::Rex, None).unwrap();
-    assert!(series(&rex, "idle").iter().all(|p| p.t_s <= 21.0), "destroyed domain still listed");
+    assert!(
+        series(&rex, "idle").iter().all(|p| p.t_s <= 21.0),
+        "destroyed domain still listed"
+    );
     let late = series(&rex, "late");
     assert!(!late.is_empty(), "created domain never seen");
-    assert!(late.iter().skip(1).all(|p| p.cap >= 15), "late domain not raised to its level: {late:?}");
+    assert!(
+        late.iter().skip(1).all(|p| p.cap >= 15),
+        "late domain not raised to its level: {late:?}"
+    );
     for t in 31..=60 {
         let total = cap_at(&rex, "web", t as f64) + cap_at(&rex, "late", t as f64);
         assert!(total <= 100, "caps sum to {total} at {t}s");
@@ -124,7 +134,10 @@ fn garbage_guest_values_gain_nothing_beyond_the_ceiling() {
     let rex = run(&s, Mode::Rex, None).unwrap();
     for vm in ["web", "idle"] {
         assert!(max_cap(&rex, vm) <= 70, "{vm} beyond its cap ceiling");
-        assert!(series(&rex, vm).iter().all(|p| p.mem_mib <= 128.0), "{vm} beyond mem_max");
+        assert!(
+            series(&rex, vm).iter().all(|p| p.mem_mib <= 128.0),
+            "{vm} beyond mem_max"
+        );
     }
 }
 
@@ -137,7 +150,10 @@ fn stuck_balloon_does_not_break_the_loop_or_the_ceiling() {
     );
     let rex = run(&s, Mode::Rex, None).unwrap();
     let web = series(&rex, "web");
-    assert!(web.iter().all(|p| (p.mem_mib - 64.0).abs() < 0.01), "a stuck balloon moved: {web:?}");
+    assert!(
+        web.iter().all(|p| (p.mem_mib - 64.0).abs() < 0.01),
+        "a stuck balloon moved: {web:?}"
+    );
     assert_eq!(rex.timeline.last().unwrap().t_s, 60.0);
 }
 

@@ -16,14 +16,24 @@ fn vm<'a>(json: &'a serde_json::Value, mode: &str, name: &str) -> &'a serde_json
         .unwrap()
         .iter()
         .find(|r| r["mode"] == mode)
-        .and_then(|r| r["vms"].as_array().unwrap().iter().find(|v| v["name"] == name))
+        .and_then(|r| {
+            r["vms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == name)
+        })
         .unwrap_or_else(|| panic!("no {mode}/{name} in {json}"))
 }
 
 #[test]
 fn builtin_experiment_vm2_meets_its_sla_only_with_rex() {
     let out = rex(&["simulate", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(json["scenario"], "paper-exp1");
     let with_rex = vm(&json, "rex", "vm2");
@@ -46,7 +56,10 @@ fn human_output_shows_settings_notices_and_table() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("rex: managing 4 domain(s)"), "{text}");
-    assert!(text.contains("rex: set vm2 (domain 2) cap 20% -> "), "{text}");
+    assert!(
+        text.contains("rex: set vm2 (domain 2) cap 20% -> "),
+        "{text}"
+    );
     assert!(text.contains("vm2: SLA 900 ms met with rex"), "{text}");
     assert!(text.contains("MISSED with static"), "{text}");
 }
@@ -56,8 +69,19 @@ fn svg_plot_is_written() {
     let dir = std::env::temp_dir().join(format!("rex-svg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let svg = dir.join("exp1.svg");
-    let out = rex(&["simulate", "--repetitions", "1", "--json", "--svg", svg.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rex(&[
+        "simulate",
+        "--repetitions",
+        "1",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg"));
     assert!(text.contains("vm2") && text.contains("response time"));
@@ -72,7 +96,10 @@ fn scenario_error(name: &str, text: &str) -> String {
     let out = rex(&["simulate", path.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).ok();
     assert!(!out.status.success(), "{name}: accepted");
-    assert!(out.stdout.is_empty(), "{name}: printed results despite the error");
+    assert!(
+        out.stdout.is_empty(),
+        "{name}: printed results despite the error"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -85,7 +112,10 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
         "unknown",
         "vms = [ \"name=a\" ]\n\ndomains = [ \"name=ghost,cap_min=5\" ]\n",
     );
-    assert!(err.contains("unknown.cfg:3") && err.contains("ghost"), "{err}");
+    assert!(
+        err.contains("unknown.cfg:3") && err.contains("ghost"),
+        "{err}"
+    );
 
     // Floors add up to more than the one pCPU the guests have.
     let err = scenario_error(
@@ -93,5 +123,8 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
         "guest_pcpus = 1\nvms = [ \"name=a\", \"name=b\" ]\n\
          domains = [ \"name=a,cap_min=60\", \"name=b,cap_min=60\" ]\n",
     );
-    assert!(err.contains("cannot be applied") || err.contains("capacity"), "{err}");
+    assert!(
+        err.contains("cannot be applied") || err.contains("capacity"),
+        "{err}"
+    );
 }

@@ -53,7 +53,10 @@ pub fn main(args: Args) -> ExitCode {
     let mut runs = Vec::new();
     for mode in [Mode::Rex, Mode::Static] {
         let mut display = (!args.json && mode == Mode::Rex).then(|| {
-            println!("== {}: rex, repetition 1 of {} ==", scenario.name, scenario.repetitions);
+            println!(
+                "== {}: rex, repetition 1 of {} ==",
+                scenario.name, scenario.repetitions
+            );
             Display::new(Box::new(std::io::stdout()), false, args.verbose)
         });
         match simulate::run(&scenario, mode, display.as_mut()) {
@@ -66,7 +69,12 @@ pub fn main(args: Args) -> ExitCode {
     }
 
     if let Some(path) = &args.svg {
-        let sla = scenario.policy.domains.iter().filter_map(|d| d.sla_ms).reduce(f64::min);
+        let sla = scenario
+            .policy
+            .domains
+            .iter()
+            .filter_map(|d| d.sla_ms)
+            .reduce(f64::min);
         if let Err(e) = crate::plot::write_svg(path, &runs, sla) {
             eprintln!("rex simulate: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
@@ -163,7 +171,11 @@ fn print_tables(scenario: &Scenario, runs: &[RunResult]) -> std::io::Result<()> 
                 let v = run.vms.iter().find(|v| v.name == vm.name)?;
                 let s = summarize(&v.run_means_ms)?;
                 let verdict = if s.mean <= sla { "met" } else { "MISSED" };
-                Some(format!("{verdict} with {} (mean {:.0} ms)", run.mode.name(), s.mean))
+                Some(format!(
+                    "{verdict} with {} (mean {:.0} ms)",
+                    run.mode.name(),
+                    s.mean
+                ))
             })
             .collect();
         writeln!(out, "{}: SLA {sla:.0} ms {}", vm.name, verdicts.join(", "))?;

@@ -112,7 +112,11 @@ pub fn number_in(
     if !range.contains(&n) {
         return Err(ConfigError::new(
             cfg.location(key),
-            format!("`{key} = {n}': out of range {}..={}", range.start(), range.end()),
+            format!(
+                "`{key} = {n}': out of range {}..={}",
+                range.start(),
+                range.end()
+            ),
         ));
     }
     Ok(Some(n))
@@ -291,7 +295,9 @@ fn parse_domain(
     }
     Ok(DomainPolicy {
         name,
-        sla_ms: spec.f64_in("sla_ms", 0.001..=3_600_000.0)?.or(sla_from_table),
+        sla_ms: spec
+            .f64_in("sla_ms", 0.001..=3_600_000.0)?
+            .or(sla_from_table),
         level,
         cap_min,
         cap_max,
@@ -333,7 +339,10 @@ decomposition = [ "domain=vm2,load=40,cap=20,memory=64M",
         assert_eq!(vm1.level.cap_pct, 10, "level defaults to the floors");
         assert_eq!(vm1.sla_ms, None);
         let vm2 = p.domain("vm2").unwrap();
-        assert_eq!(vm2.level.cap_pct, 40, "level taken from the decomposition row");
+        assert_eq!(
+            vm2.level.cap_pct, 40,
+            "level taken from the decomposition row"
+        );
         assert_eq!(vm2.level.mem_kb, 96 * 1024);
         assert_eq!(vm2.sla_ms, Some(900.0));
         assert_eq!(vm2.priority, 2);

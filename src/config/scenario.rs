@@ -90,7 +90,10 @@ pub enum EventKind {
         response: Option<Vec<u8>>,
     },
     /// The SLA changed: a new guaranteed level.
-    Level { cap: Option<u32>, mem_kb: Option<KiB> },
+    Level {
+        cap: Option<u32>,
+        mem_kb: Option<KiB>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +150,8 @@ impl Scenario {
         }
         let step_ms = number_in(&mut cfg, "step_ms", 1..=1000)?.unwrap_or(10) as u64;
         let duration_ms = number_in(&mut cfg, "duration", 1..=86_400)?.unwrap_or(120) as u64 * 1000;
-        let measure_from_ms = number_in(&mut cfg, "measure_from", 0..=86_400)?.unwrap_or(0) as u64 * 1000;
+        let measure_from_ms =
+            number_in(&mut cfg, "measure_from", 0..=86_400)?.unwrap_or(0) as u64 * 1000;
         if measure_from_ms >= duration_ms {
             return Err(ConfigError::new(
                 cfg.location("measure_from"),
@@ -160,15 +164,29 @@ impl Scenario {
         let mut later_vms = Vec::new();
         let vm_texts = cfg.list("vms")?.unwrap_or_default();
         if vm_texts.is_empty() {
-            return Err(ConfigError::new(cfg.location("vms"), "no `vms' in the scenario"));
+            return Err(ConfigError::new(
+                cfg.location("vms"),
+                "no `vms' in the scenario",
+            ));
         }
         for (i, text) in vm_texts.iter().enumerate() {
             let spec = Spec::parse(cfg.list_item_location("vms", i), text, VM_KEYS)?;
             let (vm, starts) = parse_vm(&spec)?;
-            if vms.iter().chain(&later_vms).any(|v: &SimVm| v.name == vm.name) {
-                return Err(ConfigError::new(spec.location, format!("VM `{}' listed twice", vm.name)));
+            if vms
+                .iter()
+                .chain(&later_vms)
+                .any(|v: &SimVm| v.name == vm.name)
+            {
+                return Err(ConfigError::new(
+                    spec.location,
+                    format!("VM `{}' listed twice", vm.name),
+                ));
             }
-            if starts { vms.push(vm) } else { later_vms.push(vm) }
+            if starts {
+                vms.push(vm)
+            } else {
+                later_vms.push(vm)
+            }
         }
         let is_vm = |name: &str| vms.iter().chain(&later_vms).any(|v| v.name == name);
         for (i, d) in policy.domains.iter().enumerate() {
@@ -230,7 +248,10 @@ fn parse_vm(spec: &Spec) -> Result<(SimVm, bool), ConfigError> {
         None | Some("yes") | Some("1") => true,
         Some("no") | Some("0") => false,
         Some(v) => {
-            return Err(ConfigError::new(&spec.location, format!("`start={v}': use yes or no")))
+            return Err(ConfigError::new(
+                &spec.location,
+                format!("`start={v}': use yes or no"),
+            ))
         }
     };
     let vm = SimVm {
@@ -241,8 +262,12 @@ fn parse_vm(spec: &Spec) -> Result<(SimVm, bool), ConfigError> {
         mem_kb,
         mem_max_kb,
         clients: spec.u32_in("clients", 0..=100_000)?.unwrap_or(0),
-        think_ms: spec.f64_in("think_ms", 0.0..=3_600_000.0)?.unwrap_or(1000.0),
-        demand_ms: spec.f64_in("demand_ms", 0.001..=3_600_000.0)?.unwrap_or(10.0),
+        think_ms: spec
+            .f64_in("think_ms", 0.0..=3_600_000.0)?
+            .unwrap_or(1000.0),
+        demand_ms: spec
+            .f64_in("demand_ms", 0.001..=3_600_000.0)?
+            .unwrap_or(10.0),
         working_set_kb: spec.size_kb("working_set")?.unwrap_or(mem_kb * 3 / 4),
         balloon_rate_kb_s: spec.size_kb("balloon_rate")?.unwrap_or(16 * 1024),
     };
@@ -270,7 +295,10 @@ fn parse_event(spec: &Spec) -> Result<Event, ConfigError> {
         Some("stuck") => kinds.push(EventKind::BalloonStuck(true)),
         Some("free") => kinds.push(EventKind::BalloonStuck(false)),
         Some(v) => {
-            return Err(ConfigError::new(&spec.location, format!("`balloon={v}': use stuck or free")))
+            return Err(ConfigError::new(
+                &spec.location,
+                format!("`balloon={v}': use stuck or free"),
+            ))
         }
     }
     if spec.has("guest_free") || spec.has("guest_total") || spec.has("guest_response") {
@@ -309,7 +337,11 @@ mod tests {
         assert_eq!(s.name, "paper-exp1");
         assert_eq!(s.sim.guest_pcpus, 1);
         assert_eq!(s.sim.vms.len(), 4);
-        assert!(s.sim.vms.iter().all(|v| v.cap == 20 && v.mem_kb == 64 * 1024));
+        assert!(s
+            .sim
+            .vms
+            .iter()
+            .all(|v| v.cap == 20 && v.mem_kb == 64 * 1024));
         assert_eq!(s.repetitions, 28);
         assert_eq!(s.policy.domain("vm2").unwrap().sla_ms, Some(900.0));
         assert_eq!(s.events[0].kind, EventKind::Clients(80));
@@ -354,7 +386,11 @@ mod tests {
         assert_eq!(s.events[0].at_ms, 1500);
         assert_eq!(
             s.events[0].kind,
-            EventKind::GuestValues { free: None, total: None, response: Some(b"1e999".to_vec()) }
+            EventKind::GuestValues {
+                free: None,
+                total: None,
+                response: Some(b"1e999".to_vec())
+            }
         );
     }
 }

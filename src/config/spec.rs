@@ -28,7 +28,10 @@ impl Spec {
             if !allowed.contains(&key) {
                 return Err(ConfigError::new(
                     location,
-                    format!("unknown key `{key}' in \"{text}\" (known: {})", allowed.join(", ")),
+                    format!(
+                        "unknown key `{key}' in \"{text}\" (known: {})",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             match value {

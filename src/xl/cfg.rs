@@ -109,7 +109,10 @@ impl XluConfig {
         if rc != 0 {
             let msg = me.report.take();
             let msg = if msg.is_empty() {
-                format!("{filename}: config parsing error ({})", std::io::Error::from_raw_os_error(rc))
+                format!(
+                    "{filename}: config parsing error ({})",
+                    std::io::Error::from_raw_os_error(rc)
+                )
             } else {
                 msg
             };
@@ -241,9 +244,8 @@ impl XluConfig {
         let mut list: *mut sys::XLU_ConfigList = ptr::null_mut();
         let mut entries: c_int = 0;
         // SAFETY: cfg is valid and parsed; list is owned by cfg (no free).
-        let rc = unsafe {
-            sys::xlu_cfg_get_list(self.cfg, name.as_ptr(), &mut list, &mut entries, 0)
-        };
+        let rc =
+            unsafe { sys::xlu_cfg_get_list(self.cfg, name.as_ptr(), &mut list, &mut entries, 0) };
         match rc {
             0 => {}
             libc::ESRCH => return Ok(None),
@@ -262,7 +264,11 @@ impl XluConfig {
                 )));
             }
             // SAFETY: non-NULL items are NUL-terminated strings owned by cfg.
-            items.push(unsafe { CStr::from_ptr(item) }.to_string_lossy().into_owned());
+            items.push(
+                unsafe { CStr::from_ptr(item) }
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         Ok(Some(items))
     }
@@ -303,7 +309,9 @@ mod tests {
 
     #[test]
     fn syntax_error_names_file_and_line() {
-        let err = XluConfig::parse("bad.cfg", "a = 1\nb = = 2\n").err().unwrap();
+        let err = XluConfig::parse("bad.cfg", "a = 1\nb = = 2\n")
+            .err()
+            .unwrap();
         assert!(err.0.contains("bad.cfg:2"), "{err}");
     }
 
