@@ -6,12 +6,12 @@
 MODE=$1
 BASE_CAP=20
 BASE_CLIENTS=3
-LOADED_CLIENTS=5
+LOADED_CLIENTS=4
 THINK_MS=100
 if [ "$MODE" = full ]; then
     PHASE_S=60 WARMUP=10 EXP2_N=28
 else
-    PHASE_S=30 WARMUP=5 EXP2_N=12
+    PHASE_S=40 WARMUP=5 EXP2_N=12
 fi
 emit "{\"event\":\"lab_start\",\"mode\":\"$MODE\",\"xl\":\"$(cat /lab/xl-kind)\",\"xen\":\"$(xl info | sed -n 's/^xen_version *: //p')\",\"scheduler\":\"$(xl info | sed -n 's/^xen_scheduler *: //p')\"}"
 
@@ -66,3 +66,9 @@ fi
 
 md ""
 lifecycle
+
+# The end of each guest's console (xenconsoled --log=guest), for diagnosis.
+for n in 1 2; do
+    note "vm$n console (tail):"
+    tail -n 8 "/var/log/xen/console/guest-vm$n.log" 2> /dev/null
+done

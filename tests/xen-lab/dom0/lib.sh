@@ -132,13 +132,17 @@ run_load() {
     done
 }
 
-# write_policy SLA_MS [LEVEL1_CAP] [INTERVAL_MS] [COOLDOWN]: the rex policy
-# at /etc/rex/policy.cfg. pCPU 1 is the guests' (dom0 holds pCPU 0, so
-# dom0_cpu=100 of the pool's 200); 4 x 20% is handed out, 20% is idle for
-# reallocation. vm2 has the SLA and is served first from the idle pool.
+# write_policy SLA_MS [LEVEL1_CAP] [INTERVAL_MS] [COOLDOWN] [OTHERS_MAX] [VM5]:
+# the rex policy at /etc/rex/policy.cfg. pCPU 1 is the guests' (dom0 holds
+# pCPU 0, so dom0_cpu=100 of the pool's 200); 4 x 20% is handed out, 20% is
+# idle for reallocation. vm2 has the SLA and is served first from the idle
+# pool; the others may grow to OTHERS_MAX (40). With VM5=vm5 the policy
+# also manages vm5 (rex checks that every level fits the pool, so it is
+# listed only when the levels allow it).
 write_policy() {
-    local sla=$1 cap1=${2:-20} interval=${3:-1000} cooldown=${4:-3} mem
+    local sla=$1 cap1=${2:-20} interval=${3:-1000} cooldown=${4:-3} omax=${5:-40} mem vm5=""
     mem="memory=128M,mem_min=128M,mem_max=256M"
+    [ "${6:-}" = vm5 ] && vm5="\"name=vm5,cap=20,cap_min=20,cap_max=$omax,$mem,priority=1\","
     cat > /etc/rex/policy.cfg <<EOF2
 # Written by the xen lab (tests/xen-lab/dom0/lib.sh).
 interval = $interval
@@ -146,16 +150,16 @@ dom0_cpu = 100
 reserve_cpu = 0
 cooldown = $cooldown
 domains = [
-    "name=vm1,cap=$cap1,cap_min=20,cap_max=40,$mem,priority=1",
+    "name=vm1,cap=$cap1,cap_min=20,cap_max=$omax,$mem,priority=1",
     "name=vm2,sla_ms=$sla,cap=20,cap_min=20,cap_max=80,$mem,priority=2",
-    "name=vm3,cap=20,cap_min=20,cap_max=40,$mem,priority=1",
-    "name=vm4,cap=20,cap_min=20,cap_max=40,$mem,priority=1",
-    "name=vm5,cap=20,cap_min=20,cap_max=40,$mem,priority=1",
+    "name=vm3,cap=20,cap_min=20,cap_max=$omax,$mem,priority=1",
+    "name=vm4,cap=20,cap_min=20,cap_max=$omax,$mem,priority=1",
+    $vm5
 ]
 EOF2
 }
 
-# Floors and ceilings of write_policy, for the checks.
+# Floors and ceilings of write_policy (with OTHERS_MAX 40), for the checks.
 floor_of() { echo 20; }
 ceiling_of() { if [ "$1" = vm2 ]; then echo 80; else echo 40; fi; }
 
@@ -170,13 +174,23 @@ start_rex() {
     REX_PID=$!
 }
 
+# running PID: alive and not a zombie (kill -0 succeeds on a zombie, which
+# the shell reaps only in `wait`).
+running() {
+    [ -e "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]
+}
+
 # stop_rex SIGNAL: signals REX_PID and waits (at most 30 s) for it to exit;
 # prints its exit status.
 stop_rex() {
     local i=0
     kill -"$1" "$REX_PID" 2>/dev/null
-    while kill -0 "$REX_PID" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
-    if kill -0 "$REX_PID" 2>/dev/null; then
+    while running "$REX_PID" && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+    if running "$REX_PID"; then
+        # Where it is stuck, for the report.
+        for t in /proc/"$REX_PID"/task/*; do
+            echo "lab: rex thread ${t##*/}: $(cut -d' ' -f3 "$t/stat") wchan=$(cat "$t/wchan" 2>/dev/null) $(cat "$t/comm")" >&2
+        done
         kill -9 "$REX_PID" 2>/dev/null
         wait "$REX_PID" 2>/dev/null
         echo hung
