@@ -150,7 +150,10 @@ impl fmt::Display for Reason {
             Self::Saturated { usage_pct } => {
                 write!(f, "saturated: using {usage_pct:.0}% of its cap")
             }
-            Self::SlaMissed { response_ms, sla_ms } => {
+            Self::SlaMissed {
+                response_ms,
+                sla_ms,
+            } => {
                 write!(f, "SLA missed: {response_ms:.0} ms > {sla_ms:.0} ms")
             }
             Self::MemoryPressure { free_pct } => {
