@@ -96,7 +96,7 @@ impl<H: Host> Driver<H> {
                     continue;
                 }
             };
-            let report = if info.domid != 0 && self.engine.config().domain(&info.name).is_some() {
+            let report = if info.domid != 0 && self.engine.domain_policy(&info.name).is_some() {
                 self.host.guest_report(info.domid).unwrap_or_else(|e| {
                     log::debug!("no guest report from domain {}: {e}", info.domid);
                     GuestReport::default()
