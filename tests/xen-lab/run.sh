@@ -93,7 +93,12 @@ QEMU_PID=
 elapsed=$(($(date +%s) - started))
 
 tr -d '\r' < "$console" | sed -n 's/^.*REXLAB \({.*}\)$/\1/p' > "$results"
-tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-MD \(.*\)$/\1/p' > "$OUT/summary-$MODE.md"
+{
+    echo "Xen lab, $MODE: $(date -u '+%Y-%m-%d %H:%M UTC'), $(qemu-system-x86_64 --version | head -n1),"
+    echo "Xen $(sed -n 's/.*"xen":"\([^"]*\)".*/\1/p' "$results" | head -n1) ($(sed -n 's/.*"scheduler":"\([^"]*\)".*/\1/p' "$results" | head -n1)), dom0 and guests: Debian kernel $kver, xl: $(cat "$OUT/dom0-root/lab/xl-kind")."
+    echo "Command: \`tests/xen-lab/run.sh --$MODE\`; wall clock ${elapsed} s."
+    tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-MD \(.*\)$/\1/p'
+} > "$OUT/summary-$MODE.md"
 log "QEMU exited with status $qemu_status after ${elapsed}s in all"
 if [ "$qemu_status" -eq 124 ] || [ "$qemu_status" -eq 137 ]; then
     log "TIMEOUT: the experiment did not finish in ${TIMEOUT}s"

@@ -49,7 +49,8 @@ exp1_rex() {
         return
     fi
     run_load "$phase" "$PHASE_S" $BASE_CLIENTS $LOADED_CLIENTS $BASE_CLIENTS $BASE_CLIENTS publish
-    status=$(stop_rex TERM)
+    stop_rex TERM
+    status=$REX_STATUS
     kill "$watcher"
     emit_rex_log "$phase" "/tmp/$phase.out"
     md "|  | $(kind_label "$kind"): $(reallocations "/tmp/$phase.out" | wc -l) cap changes, exit status $status |||||||||"
@@ -90,7 +91,8 @@ exp2() {
         kill -HUP "$REX_PID"
         sleep 1.5
     done
-    status=$(stop_rex TERM)
+    stop_rex TERM
+    status=$REX_STATUS
     emit_rex_log "exp2_$kind" "/tmp/exp2-$kind.out"
     fields=$(reallocations "/tmp/exp2-$kind.out" | grep '"name":"vm1"' |
         sed -n 's/.*"elapsed_us":\([0-9.e+-]*\).*/\1/p' | awk '{ printf "%.6f\n", $1 / 1000 }' | stats)
@@ -167,7 +169,8 @@ lifecycle() {
         check faults_guest_garbage false "rex alive: $(running "$REX_PID" && echo yes || echo no); out of bounds: ${bad:-none}"
     fi
 
-    status=$(stop_rex TERM)
+    stop_rex TERM
+    status=$REX_STATUS
     emit_rex_log lifecycle /tmp/life.out
     bad=$(caps_within_bounds)
     if [ "$status" = 0 ] && [ -z "$bad" ]; then
@@ -179,7 +182,8 @@ lifecycle() {
     start_rex libxl /tmp/life-kill.out
     if rex_started /tmp/life-kill.out; then
         sleep 2
-        status=$(stop_rex KILL)
+        stop_rex KILL
+        status=$REX_STATUS
         bad=$(caps_within_bounds)
         if [ -z "$bad" ]; then
             check faults_sigkill true "after SIGKILL (status $status) every cap is within bounds"

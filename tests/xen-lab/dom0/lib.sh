@@ -148,6 +148,7 @@ write_policy() {
 interval = $interval
 dom0_cpu = 100
 reserve_cpu = 0
+saturation = 80
 cooldown = $cooldown
 domains = [
     "name=vm1,cap=$cap1,cap_min=20,cap_max=$omax,$mem,priority=1",
@@ -181,23 +182,24 @@ running() {
 }
 
 # stop_rex SIGNAL: signals REX_PID and waits (at most 30 s) for it to exit;
-# prints its exit status.
+# sets REX_STATUS to its exit status, or "hung". Not for $(...): `wait`
+# works only in the shell that started rex.
 stop_rex() {
-    local i=0
+    local i=0 t
     kill -"$1" "$REX_PID" 2>/dev/null
     while running "$REX_PID" && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
     if running "$REX_PID"; then
         # Where it is stuck, for the report.
         for t in /proc/"$REX_PID"/task/*; do
-            echo "lab: rex thread ${t##*/}: $(cut -d' ' -f3 "$t/stat") wchan=$(cat "$t/wchan" 2>/dev/null) $(cat "$t/comm")" >&2
+            note "rex thread ${t##*/}: $(cut -d' ' -f3 "$t/stat") wchan=$(cat "$t/wchan" 2>/dev/null) $(cat "$t/comm")"
         done
         kill -9 "$REX_PID" 2>/dev/null
         wait "$REX_PID" 2>/dev/null
-        echo hung
+        REX_STATUS=hung
         return
     fi
     wait "$REX_PID" 2>/dev/null
-    echo $?
+    REX_STATUS=$?
 }
 
 rex_available() {
@@ -211,17 +213,24 @@ rex_available() {
 reallocations() { grep '"event":"reallocation"' "$1" | grep '"kind":"cap"' | grep '"error":null'; }
 
 # stats: numbers on stdin -> n, mean, median, sd and 95% CI as JSON fields.
+# Debian's busybox awk has no math library: square roots by Newton.
 stats() {
     sort -n | awk '
+        function root(x,  r, i) {
+            if (x <= 0) return 0
+            r = x > 1 ? x : 1
+            for (i = 0; i < 60; i++) r = (r + x / r) / 2
+            return r
+        }
         { v[NR] = $1; s += $1 }
         END {
             n = NR; if (n == 0) { print "\"n\":0"; exit }
-            m = s / n; for (i = 1; i <= n; i++) ss += (v[i] - m) ^ 2
-            sd = n > 1 ? sqrt(ss / (n - 1)) : 0
+            m = s / n; for (i = 1; i <= n; i++) ss += (v[i] - m) * (v[i] - m)
+            sd = n > 1 ? root(ss / (n - 1)) : 0
             med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
             split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042", t, " ")
             df = n - 1; q = df < 1 ? 0 : (df <= 30 ? t[df] : 1.960 + 2.4 / df)
-            h = n > 1 ? q * sd / sqrt(n) : 0
+            h = n > 1 ? q * sd / root(n) : 0
             printf "\"n\":%d,\"mean_ms\":%.3f,\"median_ms\":%.3f,\"sd_ms\":%.3f,\"ci95_lo_ms\":%.3f,\"ci95_hi_ms\":%.3f", n, m, med, sd, m - h, m + h
         }'
 }
