@@ -39,9 +39,12 @@ mkdir -p "$OUT"
 
 QEMU_PID=
 cleanup() {
+    # QEMU_PID is timeout(1), QEMU its only child: stop both.
     if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+        pkill -TERM -P "$QEMU_PID" 2>/dev/null || true
         kill "$QEMU_PID" 2>/dev/null || true
         sleep 1
+        pkill -KILL -P "$QEMU_PID" 2>/dev/null || true
         kill -9 "$QEMU_PID" 2>/dev/null || true
     fi
 }

@@ -20,6 +20,14 @@ emit_rex_log() {
     [ -s "$2.err" ] && { note "$1: rex stderr:"; tail -n 5 "$2.err"; }
 }
 
+# change_list FILE: "vm2 20->40, ..." from a rex --json log.
+change_list() {
+    reallocations "$1" | while read -r line; do
+        printf '%s %s->%s, ' "$(echo "$line" | sed 's/.*"name":"\([^"]*\)".*/\1/')" \
+            "$(json_num "$line" from)" "$(json_num "$line" to)"
+    done | sed 's/, $//'
+}
+
 # rex_started: REX_PID is still running 3 s after start.
 rex_started() {
     sleep 3
@@ -53,7 +61,7 @@ exp1_rex() {
     status=$REX_STATUS
     kill "$watcher"
     emit_rex_log "$phase" "/tmp/$phase.out"
-    md "|  | $(kind_label "$kind"): $(reallocations "/tmp/$phase.out" | wc -l) cap changes, exit status $status |||||||||"
+    later "- $(kind_label "$kind") made $(reallocations "/tmp/$phase.out" | wc -l) cap changes in phase $phase: $(change_list "/tmp/$phase.out"); exit status $status"
     mean=$(json_num "$(grep '"name":"vm2"' "/tmp/$phase.json")" mean_ms)
     if [ -n "$mean" ] && fle 0 "$mean" && fle "$mean" "$SLA_MS"; then
         check "exp1_${phase}_meets_sla" true "vm2 mean $mean ms <= SLA $SLA_MS ms"

@@ -6,7 +6,7 @@
 MODE=$1
 BASE_CAP=20
 BASE_CLIENTS=3
-LOADED_CLIENTS=4
+LOADED_CLIENTS=5
 THINK_MS=100
 if [ "$MODE" = full ]; then
     PHASE_S=60 WARMUP=10 EXP2_N=28
@@ -28,8 +28,13 @@ md "|---|---|---|---|---|---|---|---|---|---|"
 
 # Experiment 1, step 1: the SLA decomposition at the base allocation.
 run_load decomp "$PHASE_S" $BASE_CLIENTS $BASE_CLIENTS $BASE_CLIENTS $BASE_CLIENTS
-SLA_MS=$(json_num "$(grep '"name":"vm2"' /tmp/decomp.json)" mean_ms)
-emit "{\"event\":\"sla\",\"vm\":\"vm2\",\"sla_ms\":$SLA_MS}"
+# The four guests are identical and equally loaded here, so the SLA is the
+# mean over all their requests: the same quantity as vm2's own mean, with
+# four times the samples.
+SLA_MS=$(awk -F, '$4 == 1 { s += $3; n++ } END { if (n) printf "%.2f", s / n }' /tmp/decomp.csv)
+VM2_BASE_MS=$(json_num "$(grep '"name":"vm2"' /tmp/decomp.json)" mean_ms)
+emit "{\"event\":\"sla\",\"vm\":\"vm2\",\"sla_ms\":$SLA_MS,\"vm2_base_mean_ms\":$VM2_BASE_MS}"
+
 
 # Step 2: VM2 loaded, static allocation.
 run_load static "$PHASE_S" $BASE_CLIENTS $LOADED_CLIENTS $BASE_CLIENTS $BASE_CLIENTS
@@ -45,6 +50,11 @@ fi
 for kind in xl exec; do
     exp1_rex "$kind"
 done
+
+md ""
+md "SLA (mean response time of the four guests at the base load and allocation): $SLA_MS ms (vm2 alone: $VM2_BASE_MS ms)."
+
+flush_later
 
 # Experiment 2: time of one reallocation, both ways, in this same boot.
 md ""
@@ -64,8 +74,9 @@ if [ -n "$EXP2_MEAN_xl" ] && [ -n "$EXP2_MEAN_exec" ]; then
     fi
 fi
 
-md ""
+flush_later
 lifecycle
+flush_later
 
 # The end of each guest's console (xenconsoled --log=guest), for diagnosis.
 for n in 1 2; do

@@ -6,14 +6,25 @@ emit() { echo "REXLAB $*"; }
 md() { echo "REXLAB-MD $*"; }
 note() { echo "lab: $*"; }
 
+# later TEXT: a summary line kept for the end (the tables stay whole).
+later() { echo "$*" >> /tmp/later.md; }
+
 # check NAME true|false|null DETAIL: one verdict (null = skipped).
 check() {
     emit "{\"check\":\"$1\",\"pass\":$2,\"detail\":\"$3\"}"
     case $2 in
-        true) md "- PASS $1: $3" ;;
-        false) md "- FAIL $1: $3" ;;
-        *) md "- SKIP $1: $3" ;;
+        true) later "- PASS $1: $3" ;;
+        false) later "- FAIL $1: $3" ;;
+        *) later "- SKIP $1: $3" ;;
     esac
+}
+
+# flush_later: the kept lines, now.
+flush_later() {
+    [ -f /tmp/later.md ] || return 0
+    md ""
+    while read -r line; do md "$line"; done < /tmp/later.md
+    rm -f /tmp/later.md
 }
 
 # json_num JSON FIELD: a numeric field of a flat JSON object.
