@@ -6,7 +6,10 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=src/shim/logger.c");
     let mut build = cc::Build::new();
-    build.file("src/shim/logger.c").warnings(true).extra_warnings(true);
+    build
+        .file("src/shim/logger.c")
+        .warnings(true)
+        .extra_warnings(true);
     // libxl-sys (links = "xenlight") publishes the include directory it used.
     if let Ok(root) = env::var("DEP_XENLIGHT_ROOT") {
         build.include(PathBuf::from(root));

@@ -15,7 +15,11 @@ fn root() -> PathBuf {
 /// target/<profile>/ only on `cargo build`, so the deps/ copy is the fresh
 /// one.
 fn librex() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let lib = deps.join("librex.so");
     let lib = if lib.exists() {
         lib

@@ -5,7 +5,12 @@
 //! only user, and owns every `unsafe` block. Static inline helpers from
 //! libxl.h are not emitted by bindgen; the C shim in `rex` provides the few
 //! that are needed.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
