@@ -72,18 +72,19 @@ impl Spec {
             .ok_or_else(|| self.error(format!("`{key}=' is required")))
     }
 
-    /// An unsigned integer within `range`.
-    pub fn u64_in(
+    /// A value of `key` parsed by `parse` (None: "not {what}") and checked
+    /// against `range`.
+    fn value_in<T: PartialOrd + std::fmt::Display>(
         &self,
         key: &str,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Option<u64>, ConfigError> {
+        range: std::ops::RangeInclusive<T>,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
         let Some(v) = self.str(key) else {
             return Ok(None);
         };
-        let n: u64 = v
-            .parse()
-            .map_err(|_| self.error(format!("`{key}={v}': not a whole number")))?;
+        let n = parse(v).ok_or_else(|| self.error(format!("`{key}={v}': not {what}")))?;
         if !range.contains(&n) {
             return Err(self.error(format!(
                 "`{key}={v}': out of range {}..={}",
@@ -94,13 +95,21 @@ impl Spec {
         Ok(Some(n))
     }
 
+    /// An unsigned integer within `range`.
+    pub fn u64_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConfigError> {
+        self.value_in(key, range, "a whole number", |v| v.parse().ok())
+    }
+
     pub fn u32_in(
         &self,
         key: &str,
         range: std::ops::RangeInclusive<u32>,
     ) -> Result<Option<u32>, ConfigError> {
-        let wide = (*range.start() as u64)..=(*range.end() as u64);
-        Ok(self.u64_in(key, wide)?.map(|n| n as u32))
+        self.value_in(key, range, "a whole number", |v| v.parse().ok())
     }
 
     /// A finite non-negative decimal within `range`.
@@ -109,22 +118,9 @@ impl Spec {
         key: &str,
         range: std::ops::RangeInclusive<f64>,
     ) -> Result<Option<f64>, ConfigError> {
-        let Some(v) = self.str(key) else {
-            return Ok(None);
-        };
-        let n: f64 = v
-            .parse()
-            .ok()
-            .filter(|n: &f64| n.is_finite())
-            .ok_or_else(|| self.error(format!("`{key}={v}': not a number")))?;
-        if !range.contains(&n) {
-            return Err(self.error(format!(
-                "`{key}={v}': out of range {}..={}",
-                range.start(),
-                range.end()
-            )));
-        }
-        Ok(Some(n))
+        self.value_in(key, range, "a number", |v| {
+            v.parse().ok().filter(|n: &f64| n.is_finite())
+        })
     }
 
     /// A memory size (`64M`, `1G`, `65536K`; a bare number is MiB, as in
