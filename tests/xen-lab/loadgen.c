@@ -264,12 +264,15 @@ static double t95(long df)
 static void report(struct target *t)
 {
 	double *v = malloc((t->n + 1) * sizeof *v);
-	long n = 0;
-	double sum = 0;
+	long n = 0, nerr = 0;
+	double sum = 0, err_sum = 0;
 	for (size_t i = 0; i < t->n; i++)
 		if (t->samples[i].ok) {
 			v[n++] = t->samples[i].resp_ms;
 			sum += t->samples[i].resp_ms;
+		} else {
+			err_sum += t->samples[i].resp_ms;
+			nerr++;
 		}
 	double mean = n ? sum / n : NAN, ss = 0;
 	for (long i = 0; i < n; i++)
@@ -285,12 +288,13 @@ static void report(struct target *t)
 	       "\"errors_connect\":%ld,\"errors_timeout\":%ld,\"errors_http\":%ld,\"errors_read\":%ld,"
 	       "\"mean_ms\":%.2f,\"median_ms\":%.2f,\"sd_ms\":%.2f,\"ci95_lo_ms\":%.2f,"
 	       "\"ci95_hi_ms\":%.2f,\"p95_ms\":%.2f,\"min_ms\":%.2f,\"max_ms\":%.2f,"
-	       "\"duration_s\":%.1f,\"warmup_s\":%.1f,\"think_ms\":%.0f,\"bad_status\":\"%s\"}\n",
+	       "\"duration_s\":%.1f,\"warmup_s\":%.1f,\"think_ms\":%.0f,\"bad_status\":\"%s\","
+	       "\"error_mean_ms\":%.2f}\n",
 	       t->name, t->clients, n,
 	       t->errors_connect + t->errors_timeout + t->errors_http + t->errors_read,
 	       t->errors_connect, t->errors_timeout, t->errors_http, t->errors_read, J(mean), J(median), J(sd),
 	       J(mean - half), J(mean + half), J(p95), n ? v[0] : -1, n ? v[n - 1] : -1,
-	       duration_s, warmup_s, think_ms, t->bad_status);
+	       duration_s, warmup_s, think_ms, t->bad_status, nerr ? err_sum / nerr : -1);
 #undef J
 	free(v);
 }
