@@ -4,121 +4,122 @@
 #
 #   tests/xen-lab/run.sh [--short|--full] [--timeout SECONDS]
 #
-# --short (default) is the CI version, --full the 28-repetition one. Logs and
-# results go to target/xen-lab/. Exit status 0 only when every check passed.
+# --short (default, for CI): 40 s load phases, 12 timed reallocations each
+# way. --full: 60 s phases, 28 timed reallocations each way. Logs and results
+# go to target/xen-lab/. Exit status 0 only when every check passed.
 set -euo pipefail
 
 # Everything is in main(), which bash parses whole before running it, so
 # editing this file during a run cannot derail the run.
 main() {
-LAB=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$LAB/../.." && pwd)
-OUT=$ROOT/target/xen-lab
-MODE=short
-TIMEOUT=
-while [ $# -gt 0 ]; do
-    case $1 in
-        --short) MODE=short ;;
-        --full) MODE=full ;;
-        --timeout) TIMEOUT=$2; shift ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-        *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
-    esac
-    shift
-done
-if [ -z "$TIMEOUT" ]; then
-    if [ "$MODE" = full ]; then TIMEOUT=5400; else TIMEOUT=1080; fi
-fi
-
-log() { echo "[xen-lab $(date -u +%H:%M:%S)] $*" >&2; }
-
-[ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (apt-get, QEMU images)" >&2; exit 2; }
-mkdir -p "$OUT"
-# shellcheck source=images.sh
-. "$LAB/images.sh"
-
-QEMU_PID=
-cleanup() {
-    # QEMU_PID is timeout(1), QEMU its only child: stop both.
-    if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-        pkill -TERM -P "$QEMU_PID" 2>/dev/null || true
-        kill "$QEMU_PID" 2>/dev/null || true
-        sleep 1
-        pkill -KILL -P "$QEMU_PID" 2>/dev/null || true
-        kill -9 "$QEMU_PID" 2>/dev/null || true
+    LAB=$(cd "$(dirname "$0")" && pwd)
+    ROOT=$(cd "$LAB/../.." && pwd)
+    OUT=$ROOT/target/xen-lab
+    MODE=short
+    TIMEOUT=
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --short) MODE=short ;;
+            --full) MODE=full ;;
+            --timeout) TIMEOUT=$2; shift ;;
+            -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+            *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    if [ -z "$TIMEOUT" ]; then
+        if [ "$MODE" = full ]; then TIMEOUT=5400; else TIMEOUT=1080; fi
     fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-started=$(date +%s)
-ensure_host_packages
-fetch_packages
-log "building the load generator"
-gcc -O2 -Wall -static -pthread -o "$OUT/loadgen" "$LAB/loadgen.c" -lm
-# rex and the patched xl: built when missing. Without them the lab still
-# runs with stock xl and reports the rex checks as skipped.
-if { [ ! -x "$ROOT/target/release/rex" ] || [ ! -f "$ROOT/target/release/librex.so" ]; } &&
-    command -v cargo >/dev/null; then
-    log "building rex (cargo build --release)"
-    (cd "$ROOT" && timeout 1200 cargo build --release -q) || log "rex did not build"
-fi
-if [ ! -x "$ROOT/target/xl-rex/xl" ] && [ -x "$ROOT/xl-patch/build-xl.sh" ]; then
-    log "building the patched xl (xl-patch/build-xl.sh)"
-    timeout 900 "$ROOT/xl-patch/build-xl.sh" > "$OUT/build-xl.log" 2>&1 ||
-        log "the patched xl did not build (see $OUT/build-xl.log); using stock xl"
-fi
-log "building images"
-build_domu_image
-build_dom0_image
-log "images: dom0 $(du -h "$OUT/dom0.cpio.gz" | cut -f1), xl $(cat "$OUT/dom0-root/lab/xl-kind"), rex $([ -x "$OUT/dom0-root/usr/local/bin/rex" ] && echo yes || echo no), librex $([ -f "$OUT/dom0-root/usr/lib/librex.so" ] && echo yes || echo no)"
+    log() { echo "[xen-lab $(date -u +%H:%M:%S)] $*" >&2; }
 
-gunzip -c "$OUT/cache/root/boot/xen-4.17-amd64.gz" > "$OUT/xen.elf"
-kver=$(kernel_version)
-console=$OUT/console-$MODE.log
-results=$OUT/results-$MODE.jsonl
-log "booting Xen under QEMU (timeout ${TIMEOUT}s); console: $console"
-# -smap: the PV dom0 faults at once with SMAP. -avx,-avx2,-xsave: with
-# XSAVE, processes in guests sharing a pCPU saw corrupted registers under
-# TCG (malloc() aborts, garbage in shell arithmetic): Xen then saves and
-# restores vCPU state with FXSAVE.
-local cpu=${REX_LAB_CPU:-max,-smap,-avx,-avx2,-xsave}
-timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
-    -accel tcg -cpu "$cpu" -m 2G -smp 2 \
-    -nographic -no-reboot -nodefaults -serial stdio \
-    -kernel "$OUT/xen.elf" \
-    -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 noreboot" \
-    -initrd "$OUT/cache/root/boot/vmlinuz-$kver console=hvc0 earlyprintk=xen rexlab.mode=$MODE,$OUT/dom0.cpio.gz" \
-    </dev/null >"$console" 2>&1 &
-QEMU_PID=$!
-set +e
-wait "$QEMU_PID"
-qemu_status=$?
-set -e
-QEMU_PID=
-elapsed=$(($(date +%s) - started))
+    [ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (apt-get, QEMU images)" >&2; exit 2; }
+    mkdir -p "$OUT"
+    # shellcheck source=images.sh
+    . "$LAB/images.sh"
 
-tr -d '\r' < "$console" | sed -n 's/^.*REXLAB \({.*}\)$/\1/p' > "$results"
-{
-    echo "Xen lab, $MODE: $(date -u '+%Y-%m-%d %H:%M UTC'), $(qemu-system-x86_64 --version | head -n1),"
-    echo "Xen $(sed -n 's/.*"xen":"\([^"]*\)".*/\1/p' "$results" | head -n1) ($(sed -n 's/.*"scheduler":"\([^"]*\)".*/\1/p' "$results" | head -n1)), dom0 and guests: Debian kernel $kver, xl: $(cat "$OUT/dom0-root/lab/xl-kind")."
-    echo "Command: \`tests/xen-lab/run.sh --$MODE\`; wall clock ${elapsed} s."
-    tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-MD \(.*\)$/\1/p'
-} > "$OUT/summary-$MODE.md"
-log "QEMU exited with status $qemu_status after ${elapsed}s in all"
-if [ "$qemu_status" -eq 124 ] || [ "$qemu_status" -eq 137 ]; then
-    log "TIMEOUT: the experiment did not finish in ${TIMEOUT}s"
-fi
-cat "$OUT/summary-$MODE.md"
-passed=$(grep -c '"check":.*"pass":true' "$results" || true)
-failed=$(grep -c '"check":.*"pass":false' "$results" || true)
-skipped=$(grep -c '"check":.*"pass":null' "$results" || true)
-log "checks: $passed passed, $failed failed, $skipped skipped; results: $results"
-if ! grep -q '"event":"done"' "$results"; then
-    log "FAIL: the experiment did not run to the end"
-    exit 1
-fi
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    QEMU_PID=
+    cleanup() {
+        # QEMU_PID is timeout(1), QEMU its only child: stop both.
+        if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+            pkill -TERM -P "$QEMU_PID" 2>/dev/null || true
+            kill "$QEMU_PID" 2>/dev/null || true
+            sleep 1
+            pkill -KILL -P "$QEMU_PID" 2>/dev/null || true
+            kill -9 "$QEMU_PID" 2>/dev/null || true
+        fi
+    }
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+
+    started=$(date +%s)
+    ensure_host_packages
+    fetch_packages
+    log "building the load generator"
+    gcc -O2 -Wall -static -pthread -o "$OUT/loadgen" "$LAB/loadgen.c" -lm
+    # rex and the patched xl: built when missing. Without them the lab still
+    # runs with stock xl and reports the rex checks as skipped.
+    if { [ ! -x "$ROOT/target/release/rex" ] || [ ! -f "$ROOT/target/release/librex.so" ]; } &&
+        command -v cargo >/dev/null; then
+        log "building rex (cargo build --release)"
+        (cd "$ROOT" && timeout 1200 cargo build --release -q) || log "rex did not build"
+    fi
+    if [ ! -x "$ROOT/target/xl-rex/xl" ] && [ -x "$ROOT/xl-patch/build-xl.sh" ]; then
+        log "building the patched xl (xl-patch/build-xl.sh)"
+        timeout 900 "$ROOT/xl-patch/build-xl.sh" > "$OUT/build-xl.log" 2>&1 ||
+            log "the patched xl did not build (see $OUT/build-xl.log); using stock xl"
+    fi
+    log "building images"
+    build_domu_image
+    build_dom0_image
+    log "images: dom0 $(du -h "$OUT/dom0.cpio.gz" | cut -f1), xl $(cat "$OUT/dom0-root/lab/xl-kind"), rex $([ -x "$OUT/dom0-root/usr/local/bin/rex" ] && echo yes || echo no), librex $([ -f "$OUT/dom0-root/usr/lib/librex.so" ] && echo yes || echo no)"
+
+    gunzip -c "$OUT/cache/root/boot/xen-4.17-amd64.gz" > "$OUT/xen.elf"
+    kver=$(kernel_version)
+    console=$OUT/console-$MODE.log
+    results=$OUT/results-$MODE.jsonl
+    log "booting Xen under QEMU (timeout ${TIMEOUT}s); console: $console"
+    # -smap: the PV dom0 faults at once with SMAP. -avx,-avx2,-xsave: with
+    # XSAVE, processes in guests sharing a pCPU saw corrupted registers under
+    # TCG (malloc() aborts, garbage in shell arithmetic): Xen then saves and
+    # restores vCPU state with FXSAVE.
+    local cpu=${REX_LAB_CPU:-max,-smap,-avx,-avx2,-xsave}
+    timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
+        -accel tcg -cpu "$cpu" -m 2G -smp 2 \
+        -nographic -no-reboot -nodefaults -serial stdio \
+        -kernel "$OUT/xen.elf" \
+        -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 noreboot" \
+        -initrd "$OUT/cache/root/boot/vmlinuz-$kver console=hvc0 earlyprintk=xen rexlab.mode=$MODE,$OUT/dom0.cpio.gz" \
+        </dev/null >"$console" 2>&1 &
+    QEMU_PID=$!
+    set +e
+    wait "$QEMU_PID"
+    qemu_status=$?
+    set -e
+    QEMU_PID=
+    elapsed=$(($(date +%s) - started))
+
+    tr -d '\r' < "$console" | sed -n 's/^.*REXLAB \({.*}\)$/\1/p' > "$results"
+    {
+        echo "Xen lab, $MODE: $(date -u '+%Y-%m-%d %H:%M UTC'), $(qemu-system-x86_64 --version | head -n1),"
+        echo "Xen $(sed -n 's/.*"xen":"\([^"]*\)".*/\1/p' "$results" | head -n1) ($(sed -n 's/.*"scheduler":"\([^"]*\)".*/\1/p' "$results" | head -n1)), dom0 and guests: Debian kernel $kver, xl: $(cat "$OUT/dom0-root/lab/xl-kind")."
+        echo "Command: \`tests/xen-lab/run.sh --$MODE\`; wall clock ${elapsed} s."
+        tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-MD \(.*\)$/\1/p'
+    } > "$OUT/summary-$MODE.md"
+    log "QEMU exited with status $qemu_status after ${elapsed}s in all"
+    if [ "$qemu_status" -eq 124 ] || [ "$qemu_status" -eq 137 ]; then
+        log "TIMEOUT: the experiment did not finish in ${TIMEOUT}s"
+    fi
+    cat "$OUT/summary-$MODE.md"
+    passed=$(grep -c '"check":.*"pass":true' "$results" || true)
+    failed=$(grep -c '"check":.*"pass":false' "$results" || true)
+    skipped=$(grep -c '"check":.*"pass":null' "$results" || true)
+    log "checks: $passed passed, $failed failed, $skipped skipped; results: $results"
+    if ! grep -q '"event":"lab_end"' "$results"; then
+        log "FAIL: the experiment did not run to the end"
+        exit 1
+    fi
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
 }
 
 main "$@"

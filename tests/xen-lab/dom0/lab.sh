@@ -77,6 +77,8 @@ fi
 flush_later
 lifecycle
 flush_later
+# Only now has every check run: run.sh requires this line.
+emit "{\"event\":\"lab_end\"}"
 
 # The end of each guest's console (xenconsoled --log=guest), for diagnosis.
 for n in 1 2; do
