@@ -27,7 +27,9 @@ pub struct LibxlHost<C: Context> {
     epoch: Instant,
     /// From the last list: domid → (name, maximum memory), for guest reads
     /// and to look names up once per domain, not once per tick.
-    known: HashMap<DomId, (String, KiB)>,
+    /// What the last list said of each domain: its uuid, its name (None
+    /// while libxl had none yet, e.g. during `xl create`) and its maxmem.
+    known: HashMap<DomId, Known>,
     /// The cpupool the guests run in (of the first non-dom0 domain seen).
     guest_pool: u32,
 }
@@ -100,13 +102,33 @@ impl<C: Context> LibxlHost<C> {
         }
     }
 
-    fn name_of(&self, domid: DomId) -> String {
-        if let Some((name, _)) = self.known.get(&domid) {
-            return name.clone();
+    /// The domain's name. A name is reused from the last tick only for the
+    /// same domain (same uuid: a domid can be reused), and only once libxl
+    /// had one: a domain being built has no name yet, and caching a
+    /// stand-in would hide it from its policy for good.
+    fn name_of(&self, domid: DomId, uuid: &[u8; 16]) -> Option<String> {
+        match self.known.get(&domid).and_then(|k| k.name_for(uuid)) {
+            Some(name) => Some(name.to_string()),
+            None => self.ctx.domain_name(domid),
         }
-        self.ctx
-            .domain_name(domid)
-            .unwrap_or_else(|| format!("domain-{domid}"))
+    }
+}
+
+/// One domain as the last list saw it.
+struct Known {
+    uuid: [u8; 16],
+    name: Option<String>,
+    max_kb: KiB,
+}
+
+impl Known {
+    /// The remembered name, if it is the same domain and it had one.
+    fn name_for(&self, uuid: &[u8; 16]) -> Option<&str> {
+        if &self.uuid == uuid {
+            self.name.as_deref()
+        } else {
+            None
+        }
     }
 }
 
@@ -142,7 +164,7 @@ impl<C: Context> Host for LibxlHost<C> {
         let mut known = HashMap::with_capacity(out.capacity());
         let mut guest_pool = None;
         for d in list.as_slice() {
-            let name = self.name_of(d.domid);
+            let name = self.name_of(d.domid, &d.uuid.uuid);
             let mem_target_kb = self
                 .ctx
                 .memory_target_kb(d.domid)
@@ -150,10 +172,17 @@ impl<C: Context> Host for LibxlHost<C> {
             if d.domid != 0 && guest_pool.is_none() {
                 guest_pool = Some(d.cpupool);
             }
-            known.insert(d.domid, (name.clone(), d.max_memkb));
+            known.insert(
+                d.domid,
+                Known {
+                    uuid: d.uuid.uuid,
+                    name: name.clone(),
+                    max_kb: d.max_memkb,
+                },
+            );
             out.push(DomainInfo {
                 domid: d.domid,
-                name,
+                name: name.unwrap_or_else(|| format!("domain-{}", d.domid)),
                 uuid: d.uuid.uuid,
                 vcpus_online: d.vcpu_online,
                 cpu_time_ns: d.cpu_time,
@@ -243,7 +272,7 @@ impl<C: Context> Host for LibxlHost<C> {
         let Some(xs) = &self.xenstore else {
             return Ok(GuestReport::default());
         };
-        let mem_max_kb = self.known.get(&domid).map(|(_, max)| *max).unwrap_or(0);
+        let mem_max_kb = self.known.get(&domid).map(|k| k.max_kb).unwrap_or(0);
         let read = |key: &str| {
             xs.read(&format!("/local/domain/{domid}/{key}"))
                 .map_err(|e| HostError::GuestReport {
@@ -266,6 +295,24 @@ impl<C: Context> Host for LibxlHost<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_remembered_only_for_the_same_domain_once_it_had_one() {
+        let known = Known {
+            uuid: [1; 16],
+            name: Some("vm5".into()),
+            max_kb: 0,
+        };
+        assert_eq!(known.name_for(&[1; 16]), Some("vm5"));
+        // domid reused by another domain: ask libxl again
+        assert_eq!(known.name_for(&[2; 16]), None);
+        // seen while `xl create` had not named it yet: ask libxl again
+        let unnamed = Known {
+            name: None,
+            ..known
+        };
+        assert_eq!(unnamed.name_for(&[1; 16]), None);
+    }
 
     #[test]
     fn without_a_hypervisor_open_is_unavailable_and_names_privcmd() {
