@@ -90,11 +90,18 @@ fn bounds_and_idle(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<(u
             continue;
         }
         let usage_pct = usage_of_cap(slot);
+        // A reported SLA miss asks for CPU only from a domain that uses its
+        // CPU: more cap cannot help an idle one, and a guest that merely
+        // writes a bad figure (it is untrusted) must not gain from it.
         let want = match (slot.policy.sla_ms, slot.usage.report.response_ms) {
-            (Some(sla_ms), Some(response_ms)) if response_ms > sla_ms => Some(Reason::SlaMissed {
-                response_ms,
-                sla_ms,
-            }),
+            (Some(sla_ms), Some(response_ms))
+                if response_ms > sla_ms && usage_pct > policy.idle_pct =>
+            {
+                Some(Reason::SlaMissed {
+                    response_ms,
+                    sla_ms,
+                })
+            }
             _ if usage_pct >= policy.saturation_pct => Some(Reason::Saturated { usage_pct }),
             _ => None,
         };

@@ -22,6 +22,9 @@
 //!   threshold free, and only a guest that reports its memory gives any back.
 //! - The idle pool (pool − caps after those shrinks) goes to the saturated
 //!   and SLA-missing domains, higher priority first, by weight within one.
+//!   A reported SLA miss counts only while the domain uses more than
+//!   `idle_pct` of its cap: the figure is untrusted, and CPU cannot help a
+//!   domain that leaves its CPU idle.
 //! - A load-driven change against the last one waits `cooldown_ticks`, and
 //!   after it the domain is left alone for `cooldown_ticks` (`trend.rs`).
 //!

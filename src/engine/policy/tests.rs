@@ -209,7 +209,8 @@ fn same_priority_shares_in_proportion_to_weight() {
 #[test]
 fn sla_miss_gets_cpu_even_when_not_saturated() {
     let mut policy = Policy::new(config(vec![managed("vm2", 20)]));
-    let mut row = usage(2, "vm2", 20, 10.0);
+    // 70% of its cap: neither idle nor saturated.
+    let mut row = usage(2, "vm2", 20, 14.0);
     row.report.response_ms = Some(1500.0);
     let plan = policy.decide(&host(1, 0), &[row]);
     let change = plan
@@ -219,6 +220,23 @@ fn sla_miss_gets_cpu_even_when_not_saturated() {
         .expect("a change");
     assert_eq!(change.action, Action::Cap { from: 20, to: 40 });
     assert!(matches!(change.reason, Reason::SlaMissed { .. }));
+}
+
+#[test]
+fn an_idle_domain_reporting_an_sla_miss_gains_nothing() {
+    // A guest that writes a huge response time while using 5% of its cap
+    // (untrusted input, or a bottleneck CPU cannot fix) gets no more CPU.
+    let mut policy = Policy::new(config(vec![managed("vm2", 20)]));
+    let mut row = usage(2, "vm2", 20, 1.0);
+    row.report.response_ms = Some(3_600_000.0);
+    let plan = policy.decide(&host(1, 0), &[row]);
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| matches!(c.action, Action::Cap { from, to } if to > from)),
+        "{plan:?}"
+    );
 }
 
 #[test]
