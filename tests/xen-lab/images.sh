@@ -19,19 +19,29 @@ ensure_host_packages() {
     timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The versioned kernel package linux-image-amd64 stands for now.
+current_kernel_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1
+}
+
 # Downloads (once) and unpacks the packages into $OUT/cache/root.
 fetch_packages() {
     local debs=$OUT/cache/debs stamp=$OUT/cache/root/.unpacked kpkg
-    kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1)
-    [ -n "$kpkg" ] || { log "cannot resolve linux-image-amd64 (apt-get update?)"; return 1; }
+    kpkg=$(current_kernel_package)
+    if [ -z "$kpkg" ]; then
+        # A fresh machine may have empty package lists.
+        timeout 600 apt-get update -qq
+        kpkg=$(current_kernel_package)
+    fi
+    [ -n "$kpkg" ] || { log "cannot resolve linux-image-amd64"; return 1; }
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$kpkg" ]; then
         return 0
     fi
     mkdir -p "$debs"
     log "downloading $kpkg and Xen 4.17 packages"
     # apt's _apt user cannot write into root's tree; the download runs as root.
-    (cd "$debs" && timeout 600 apt-get download -q $XEN_PACKAGES "$kpkg" 2>&1 |
+    (cd "$debs" && timeout 600 apt-get download -qq $XEN_PACKAGES "$kpkg" 2>&1 |
         grep -v '^W: Download is performed unsandboxed' || true)
     local p
     for p in $XEN_PACKAGES "$kpkg"; do
