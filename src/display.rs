@@ -133,10 +133,13 @@ impl Display {
     }
 
     fn usage(&mut self, t: f64, report: &TickReport, config: &PolicyConfig) -> std::io::Result<()> {
+        // Once per tick: a set, not a scan of the policy per domain.
+        let names: std::collections::HashSet<&str> =
+            config.domains.iter().map(|d| d.name.as_str()).collect();
         let managed = report
             .usage
             .iter()
-            .filter(|u| config.domain(&u.name).is_some());
+            .filter(|u| names.contains(u.name.as_str()));
         if self.json {
             let domains: Vec<_> = managed
                 .map(|u| {
