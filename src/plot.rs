@@ -29,7 +29,7 @@ pub fn write_svg(path: &Path, runs: &[RunResult], sla_ms: Option<f64>) -> Result
         let rows = area.split_evenly((3, 1));
         let series = by_vm(&run.timeline);
         let t_max = run.timeline.iter().map(|p| p.t_s).fold(1.0, f64::max);
-        let mode = run.mode.name();
+        let mode = run.law.name();
         draw(
             &rows[0],
             &format!("{mode}: cap (%)"),

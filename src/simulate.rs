@@ -9,25 +9,14 @@ use crate::engine::{Action, Engine, Level};
 use crate::host::driver::{error_chain, Driver, DriverError};
 use crate::host::sim::{SimError, SimHost};
 
-/// How the guests' resources are managed during a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// rex reallocates every tick.
-    Rex,
-    /// The starting allocation is kept (rex observes but changes nothing).
-    Static,
-}
+/// The control law a run uses: rex's, or a baseline (`static` keeps the
+/// starting allocation).
+pub use crate::engine::Law;
 
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Rex => "rex",
-            Mode::Static => "static",
-        }
-    }
-}
+/// Seconds in a row within the SLA that count as "met again" after a load step.
+const RECOVERED_AFTER_S: usize = 3;
 
-/// One VM's results over all repetitions of one mode.
+/// One VM's results over all repetitions of one law.
 #[derive(Debug, Clone, Default)]
 pub struct VmResult {
     pub name: String,
@@ -38,6 +27,46 @@ pub struct VmResult {
     pub requests: usize,
     /// Changes rex applied to this VM, all repetitions.
     pub reallocations: usize,
+    /// Every response time in the measured window, all repetitions.
+    pub samples_ms: Vec<f64>,
+    /// Per repetition: seconds of the measured window whose mean response
+    /// exceeded the SLA.
+    pub violation_s: Vec<f64>,
+    /// Per load step of this VM (all repetitions): seconds from the step
+    /// until the SLA was met for `RECOVERED_AFTER_S` seconds in a row (to
+    /// the end of the run when it never was).
+    pub recovery_s: Vec<f64>,
+    /// Cap changes against the direction of the one before, all repetitions.
+    pub reversals: usize,
+    /// Σ over ticks of (cap − guaranteed cap) × interval, all repetitions.
+    pub cpu_above_guarantee_pct_s: f64,
+    /// Σ over ticks of (memory − guaranteed memory) × interval, MiB·s.
+    pub mem_above_guarantee_mib_s: f64,
+}
+
+impl VmResult {
+    /// The 95th percentile of the response times, ms.
+    pub fn p95_ms(&self) -> Option<f64> {
+        crate::stats::percentile(&self.samples_ms, 95.0)
+    }
+
+    /// Mean over repetitions of the SLA-violation seconds.
+    pub fn mean_violation_s(&self) -> f64 {
+        mean(&self.violation_s)
+    }
+
+    /// Mean time to recover from a load step, if there was one.
+    pub fn mean_recovery_s(&self) -> Option<f64> {
+        (!self.recovery_s.is_empty()).then(|| mean(&self.recovery_s))
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
 }
 
 /// One point of the first repetition's timeline, for the plot.
@@ -53,10 +82,27 @@ pub struct TimelinePoint {
 
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    pub mode: Mode,
+    pub law: Law,
+    pub repetitions: u32,
+    /// Seconds per repetition in the measured window.
+    pub measured_s: f64,
     pub vms: Vec<VmResult>,
     pub timeline: Vec<TimelinePoint>,
 }
+
+impl RunResult {
+    pub fn vm(&self, name: &str) -> Option<&VmResult> {
+        self.vms.iter().find(|v| v.name == name)
+    }
+
+    /// Mean over repetitions of the SLA-violation seconds of every VM.
+    pub fn violation_s(&self) -> f64 {
+        self.vms.iter().map(VmResult::mean_violation_s).sum()
+    }
+}
+
+/// The timeline (for the plot) keeps at most this many VMs.
+const TIMELINE_VMS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
@@ -83,11 +129,11 @@ pub fn preflight(scenario: &Scenario) -> Result<(), SimulateError> {
     Ok(())
 }
 
-/// Runs every repetition of `scenario` in `mode`. The first repetition's
+/// Runs every repetition of `scenario` under `law`. The first repetition's
 /// live display goes to `display`, if given.
 pub fn run(
     scenario: &Scenario,
-    mode: Mode,
+    law: Law,
     mut display: Option<&mut Display>,
 ) -> Result<RunResult, SimulateError> {
     let mut per_vm: BTreeMap<String, VmResult> = BTreeMap::new();
@@ -109,10 +155,15 @@ pub fn run(
             None
         };
         let record = (rep == 0).then_some(&mut timeline);
-        run_once(scenario, mode, rep, show, record, &mut per_vm)?;
+        run_once(scenario, law, rep, show, record, &mut per_vm)?;
     }
     Ok(RunResult {
-        mode,
+        law,
+        repetitions: scenario.repetitions,
+        measured_s: scenario
+            .duration_ms
+            .saturating_sub(scenario.measure_from_ms) as f64
+            / 1000.0,
         vms: per_vm.into_values().collect(),
         timeline,
     })
@@ -120,7 +171,7 @@ pub fn run(
 
 fn run_once(
     scenario: &Scenario,
-    mode: Mode,
+    law: Law,
     rep: u32,
     mut display: Option<&mut Display>,
     mut timeline: Option<&mut Vec<TimelinePoint>>,
@@ -129,11 +180,13 @@ fn run_once(
     let mut sim = scenario.sim.clone();
     sim.seed = sim.seed.wrapping_add(rep as u64);
     let host = SimHost::new(sim)?;
-    let engine = Engine::new(scenario.policy.clone());
-    let mut driver = Driver::new(host, engine, mode == Mode::Static)?;
+    let engine = Engine::with_law(scenario.policy.clone(), law);
+    let mut driver = Driver::new(host, engine, false)?;
 
     let interval_ms = scenario.policy.host.interval_ms;
-    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let seconds = scenario.duration_ms.div_ceil(1000) as usize + 1;
+    let mut bins: BTreeMap<String, Vec<(f64, u32)>> = BTreeMap::new();
+    let mut last_direction: BTreeMap<u32, bool> = BTreeMap::new();
     let mut events = scenario.events.iter().peekable();
     let mut now_ms = 0;
     let mut first = true;
@@ -151,10 +204,19 @@ fn run_once(
             d.tick(&report, driver.engine().config());
         }
         first = false;
-        if mode == Mode::Rex {
-            for applied in report.applied.iter().filter(|a| a.error.is_none()) {
-                if let Some(vm) = per_vm.get_mut(&applied.change.name) {
-                    vm.reallocations += 1;
+        for applied in report.applied.iter().filter(|a| a.error.is_none()) {
+            let Some(vm) = per_vm.get_mut(&applied.change.name) else {
+                continue;
+            };
+            vm.reallocations += 1;
+            if let Action::Cap { from, to } = applied.change.action {
+                let up = to > from;
+                let domid = applied.change.domid;
+                if last_direction
+                    .insert(domid, up)
+                    .is_some_and(|was| was != up)
+                {
+                    vm.reversals += 1;
                 }
             }
         }
@@ -165,24 +227,52 @@ fn run_once(
         driver.host_mut().advance(step * 1_000_000);
         now_ms += step;
 
+        let measured = now_ms > scenario.measure_from_ms;
+        for u in report.usage.iter().filter(|u| u.domid != 0 && measured) {
+            let Some(policy) = driver.engine().domain_policy(&u.name) else {
+                continue;
+            };
+            let cap = applied_cap(&report.applied, u.domid).unwrap_or(u.sched.cap);
+            let target = applied_memory(&report.applied, u.domid).unwrap_or(u.mem_target_kb);
+            let secs = step as f64 / 1000.0;
+            if let Some(vm) = per_vm.get_mut(&u.name) {
+                vm.cpu_above_guarantee_pct_s +=
+                    f64::from(cap.saturating_sub(policy.guaranteed_cap())) * secs;
+                vm.mem_above_guarantee_mib_s +=
+                    target.saturating_sub(policy.guaranteed_mem_kb()) as f64 / 1024.0 * secs;
+            }
+        }
+
         let mut tick_sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
         for s in driver.host_mut().take_samples() {
-            let t = tick_sums.entry(s.vm.clone()).or_default();
-            t.0 += s.response_ms;
-            t.1 += 1;
+            if timeline.is_some() {
+                let t = tick_sums.entry(s.vm.clone()).or_default();
+                t.0 += s.response_ms;
+                t.1 += 1;
+            }
+            let second = (s.at_ns / 1_000_000_000) as usize;
+            let bin = bins
+                .entry(s.vm.clone())
+                .or_insert_with(|| vec![(0.0, 0); seconds]);
+            if let Some(b) = bin.get_mut(second) {
+                b.0 += s.response_ms;
+                b.1 += 1;
+            }
             if s.at_ns >= scenario.measure_from_ms * 1_000_000 {
-                let m = sums.entry(s.vm).or_default();
-                m.0 += s.response_ms;
-                m.1 += 1;
+                if let Some(vm) = per_vm.get_mut(&s.vm) {
+                    vm.samples_ms.push(s.response_ms);
+                }
             }
         }
         if let Some(points) = timeline.as_deref_mut() {
-            for u in report.usage.iter().filter(|u| u.domid != 0) {
+            for u in report
+                .usage
+                .iter()
+                .filter(|u| u.domid != 0)
+                .take(TIMELINE_VMS)
+            {
                 let (sum, n) = tick_sums.get(&u.name).copied().unwrap_or_default();
-                let cap = (!report.dry_run)
-                    .then(|| applied_cap(&report.applied, u.domid))
-                    .flatten()
-                    .unwrap_or(u.sched.cap);
+                let cap = applied_cap(&report.applied, u.domid).unwrap_or(u.sched.cap);
                 points.push(TimelinePoint {
                     t_s: now_ms as f64 / 1000.0,
                     vm: u.name.clone(),
@@ -193,15 +283,73 @@ fn run_once(
             }
         }
     }
-    for (name, (sum, n)) in sums {
-        if let Some(vm) = per_vm.get_mut(&name) {
+    let from_s = (scenario.measure_from_ms / 1000) as usize;
+    let to_s = (scenario.duration_ms / 1000) as usize;
+    for (name, vm) in per_vm.iter_mut() {
+        let bin = bins.get(name);
+        if let Some(bin) = bin {
+            let (sum, n) = bin[from_s.min(bin.len())..]
+                .iter()
+                .fold((0.0, 0u32), |acc, b| (acc.0 + b.0, acc.1 + b.1));
             if n > 0 {
-                vm.run_means_ms.push(sum / n as f64);
-                vm.requests += n;
+                vm.run_means_ms.push(sum / f64::from(n));
+                vm.requests += n as usize;
             }
+        }
+        let Some(sla) = vm.sla_ms else { continue };
+        let over = |b: &(f64, u32)| b.1 > 0 && b.0 / f64::from(b.1) > sla;
+        let violations = bin.map_or(0, |bin| {
+            bin[from_s.min(bin.len())..to_s.min(bin.len())]
+                .iter()
+                .filter(|b| over(b))
+                .count()
+        });
+        vm.violation_s.push(violations as f64);
+        for event in load_steps(scenario, name) {
+            let start = (event.at_ms / 1000) as usize;
+            let recovered = bin.and_then(|bin| {
+                (start..to_s.min(bin.len())).find(|&t| {
+                    (t..t + RECOVERED_AFTER_S).all(|u| bin.get(u).is_some_and(|b| !over(b)))
+                })
+            });
+            let at = recovered.unwrap_or(to_s);
+            vm.recovery_s
+                .push((at as f64 * 1000.0 - event.at_ms as f64).max(0.0) / 1000.0);
         }
     }
     Ok(())
+}
+
+/// The events that raise `vm`'s number of clients.
+fn load_steps<'a>(scenario: &'a Scenario, vm: &str) -> Vec<&'a Event> {
+    let mut clients = scenario
+        .sim
+        .vms
+        .iter()
+        .find(|v| v.name == vm)
+        .map_or(0, |v| v.clients);
+    let mut steps = Vec::new();
+    for event in scenario.events.iter().filter(|e| e.vm == vm) {
+        if let EventKind::Clients(n) = event.kind {
+            if n > clients {
+                steps.push(event);
+            }
+            clients = n;
+        }
+    }
+    steps
+}
+
+/// The memory target a tick's changes left a domain at, if they changed it.
+fn applied_memory(applied: &[crate::host::driver::AppliedChange], domid: u32) -> Option<u64> {
+    applied
+        .iter()
+        .rev()
+        .filter(|a| a.change.domid == domid && a.error.is_none())
+        .find_map(|a| match a.change.action {
+            Action::Memory { to, .. } => Some(to),
+            _ => None,
+        })
 }
 
 /// The cap a tick's changes left a domain at, if they changed it.

@@ -149,3 +149,32 @@ mod tests {
         }
     }
 }
+
+/// The `pct` percentile of `values` (nearest rank), or None if empty.
+pub fn percentile(values: &[f64], pct: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((pct / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize - 1;
+    let rank = rank.min(sorted.len() - 1);
+    let (_, value, _) = sorted.select_nth_unstable_by(rank, f64::total_cmp);
+    Some(*value)
+}
+
+#[cfg(test)]
+mod percentile_tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 95.0), Some(95.0));
+        assert_eq!(percentile(&values, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7.0], 95.0), Some(7.0));
+        assert_eq!(percentile(&[], 95.0), None);
+    }
+}

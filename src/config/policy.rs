@@ -37,6 +37,7 @@ pub const POLICY_KEYS: &[&str] = &[
     "cooldown",
     "smoothing",
     "mem_pressure",
+    "sla_target",
     "domains",
     "decomposition",
 ];
@@ -196,6 +197,9 @@ fn parse_host_policy(cfg: &mut XluConfig) -> Result<HostPolicy, ConfigError> {
     }
     if let Some(n) = number_in(cfg, "mem_pressure", 0..=100)? {
         host.mem_pressure_free_pct = n as f64;
+    }
+    if let Some(n) = number_in(cfg, "sla_target", 10..=100)? {
+        host.sla_target_pct = n as f64;
     }
     Ok(host)
 }

@@ -33,6 +33,22 @@ use crate::xl::cfg::XluConfig;
 pub const BUILTIN_NAME: &str = "paper-exp1";
 const BUILTIN: &str = include_str!("../scenarios/paper-exp1.cfg");
 
+/// The scenario suite (`rex simulate --suite`): every file of
+/// `src/scenarios/`, built in so an installed rex carries it.
+pub const SUITE: &[(&str, &str)] = &[
+    ("paper-exp1", BUILTIN),
+    ("flash-crowd", include_str!("../scenarios/flash-crowd.cfg")),
+    ("diurnal", include_str!("../scenarios/diurnal.cfg")),
+    ("overcommit", include_str!("../scenarios/overcommit.cfg")),
+    (
+        "memory-pressure",
+        include_str!("../scenarios/memory-pressure.cfg"),
+    ),
+    ("churn", include_str!("../scenarios/churn.cfg")),
+    ("slack-2x8", include_str!("../scenarios/slack-2x8.cfg")),
+    ("scale-1000", include_str!("../scenarios/scale-1000.cfg")),
+];
+
 const SCENARIO_KEYS: &[&str] = &[
     "name",
     "seed",
@@ -121,6 +137,17 @@ pub struct Scenario {
 impl Scenario {
     pub fn builtin() -> Self {
         Self::parse("<built-in paper-exp1>", BUILTIN).expect("the built-in scenario is valid")
+    }
+
+    /// Every scenario of the built-in suite, in order.
+    pub fn suite() -> Vec<Self> {
+        SUITE
+            .iter()
+            .map(|(name, text)| {
+                Self::parse(&format!("<built-in {name}>"), text)
+                    .unwrap_or_else(|e| panic!("built-in scenario {name}: {e}"))
+            })
+            .collect()
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

@@ -14,7 +14,7 @@ mod testutil;
 
 pub use model::*;
 pub use monitor::{Monitor, Usage};
-pub use policy::{Policy, PolicyError};
+pub use policy::{Law, Policy, PolicyError};
 pub use sla::{DecompTable, DomainPolicy, HostPolicy, Level, PolicyConfig};
 
 /// What one engine step saw and decided.
@@ -33,9 +33,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: PolicyConfig) -> Self {
+        Self::with_law(config, Law::Rex)
+    }
+
+    /// An engine deciding by `law`; baselines are for comparisons only.
+    pub fn with_law(config: PolicyConfig, law: Law) -> Self {
         Self {
             monitor: Monitor::new(config.host.smoothing),
-            policy: Policy::new(config),
+            policy: Policy::with_law(config, law),
         }
     }
 

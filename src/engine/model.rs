@@ -127,8 +127,27 @@ pub enum Reason {
     Ceiling,
     /// The domain used ≥ the saturation threshold of its cap.
     Saturated { usage_pct: f64 },
-    /// The guest reported a response time above its SLA.
-    SlaMissed { response_ms: f64, sla_ms: f64 },
+    /// The guest reported a response time above its SLA; `from` names the
+    /// domains CPU was taken from (empty: only from the unallocated pool).
+    SlaMissed {
+        response_ms: f64,
+        sla_ms: f64,
+        from: Vec<String>,
+    },
+    /// The guest is within its SLA but above the response time rex aims for
+    /// (`sla_target` of the SLA), and saturated.
+    NearSla {
+        response_ms: f64,
+        aim_ms: f64,
+        from: Vec<String>,
+    },
+    /// Given up to a domain that missed its SLA (or, for an idle domain,
+    /// to one that needed CPU), never below this domain's guarantee.
+    Preempted { by: String },
+    /// Within the aim again: CPU taken from others goes back to them.
+    Returned { response_ms: f64, to: Vec<String> },
+    /// CPU taken from this domain came back.
+    Restored { by: String },
     /// The guest is short of memory.
     MemoryPressure { free_pct: f64 },
     /// The domain is idle; reclaimed down to its level.
@@ -153,9 +172,26 @@ impl fmt::Display for Reason {
             Self::SlaMissed {
                 response_ms,
                 sla_ms,
+                from,
             } => {
-                write!(f, "SLA missed: {response_ms:.0} ms > {sla_ms:.0} ms")
+                write!(f, "SLA missed: {response_ms:.0} ms > {sla_ms:.0} ms")?;
+                write_sources(f, from)
             }
+            Self::NearSla {
+                response_ms,
+                aim_ms,
+                from,
+            } => {
+                write!(f, "near its SLA: {response_ms:.0} ms > aim {aim_ms:.0} ms")?;
+                write_sources(f, from)
+            }
+            Self::Preempted { by } => write!(f, "preempted: given to {by}"),
+            Self::Returned { response_ms, to } => write!(
+                f,
+                "within its aim ({response_ms:.0} ms): returned to {}",
+                to.join(", ")
+            ),
+            Self::Restored { by } => write!(f, "restored: given back by {by}"),
             Self::MemoryPressure { free_pct } => {
                 write!(f, "memory pressure: {free_pct:.0}% free in guest")
             }
@@ -170,6 +206,14 @@ impl fmt::Display for Reason {
             Self::OverCommitted => f.write_str("over-committed: pool shrank"),
         }
     }
+}
+
+/// "; taken from a, b" after a reason, when CPU came from other domains.
+fn write_sources(f: &mut fmt::Formatter<'_>, from: &[String]) -> fmt::Result {
+    if from.is_empty() {
+        return Ok(());
+    }
+    write!(f, "; taken from {}", from.join(", "))
 }
 
 /// One change the engine wants applied.

@@ -47,7 +47,8 @@ pub struct DomainPolicy {
     pub mem_max_kb: KiB,
     /// Scheduler weight rex sets (Xen's default is 256).
     pub weight: u32,
-    /// Higher priority is served first from the idle pool.
+    /// Among domains of one class, higher priority is served first; a domain
+    /// missing its SLA may take CPU from SLA domains of lower priority.
     pub priority: u32,
 }
 
@@ -117,6 +118,10 @@ pub struct HostPolicy {
     pub smoothing: f64,
     /// A guest with less than this percent of its memory free is under pressure.
     pub mem_pressure_free_pct: f64,
+    /// The response time rex aims for, percent of each domain's SLA: a
+    /// domain above it (but within its SLA) is near its SLA; one at or
+    /// below it has enough.
+    pub sla_target_pct: f64,
 }
 
 impl Default for HostPolicy {
@@ -136,6 +141,7 @@ impl Default for HostPolicy {
             cooldown_ticks: 3,
             smoothing: 0.5,
             mem_pressure_free_pct: 10.0,
+            sla_target_pct: 80.0,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! CPU: scheduler caps of the managed domains within the host's pool.
+//! CPU: scheduler caps of the managed domains within the host's pool, by
+//! rex's SLA-first law (the rules are in the module doc of `policy`).
 
-use std::cmp::{Ordering, Reverse};
-
+use super::classes::{Claim, Class, Donor};
 use super::trend::Direction;
 use super::Slot;
 use crate::engine::model::{HostInfo, Reason};
@@ -17,17 +17,128 @@ pub fn pool(host: &HostInfo, policy: &HostPolicy, unmanaged_caps: u64) -> u64 {
         .saturating_sub(unmanaged_caps)
 }
 
+fn total(slots: &[Slot]) -> u64 {
+    slots.iter().map(|s| u64::from(s.cap.to)).sum()
+}
+
 /// Decides every slot's cap. Returns false when the guarantees alone exceed
 /// the pool (each domain is then held at its guarantee).
 pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bool {
-    let wanting = bounds_and_idle(policy, slots, tick);
-    let total: u64 = slots.iter().map(|s| u64::from(s.cap.to)).sum();
-    let (fits, total) = if total > pool {
-        fit_to_pool(slots, total - pool)
-    } else {
-        (true, total)
-    };
-    grant(policy, slots, wanting, pool.saturating_sub(total));
+    restore_bounds(slots);
+    let sum = total(slots);
+    let fits = sum <= pool || fit_to_pool(slots, sum - pool);
+    if fits {
+        let mut free = pool.saturating_sub(total(slots));
+        let claims = super::classes::claims(policy, slots, tick);
+        let mut donors = super::classes::donors(policy, slots);
+        serve(policy, slots, &claims, &mut donors, &mut free);
+        if !claims.iter().any(|c| c.class == Class::Missing) {
+            give_back(policy, slots, tick);
+        }
+    }
+    record_loans(slots);
+    record_trends(policy, slots, tick);
+    fits
+}
+
+/// A domain gives CPU back only when its response is at most this fraction
+/// of its aim: between it and the SLA nothing moves, so a steady load does
+/// not take and give back in turn.
+const GIVE_BACK_BELOW: f64 = 0.85;
+
+/// What was taken from a domain is lent until something raises its cap.
+fn record_loans(slots: &mut [Slot]) {
+    for slot in slots.iter_mut() {
+        let current = slot.usage.sched.cap;
+        if slot.cap.to > current {
+            slot.lent = slot.lent.saturating_sub(slot.cap.to - current);
+        } else if matches!(slot.cap.reason, Some(Reason::Preempted { .. })) {
+            slot.lent = slot.lent.saturating_add(current - slot.cap.to);
+        }
+    }
+}
+
+/// SLA domains at or below their aim give CPU back to the domains it was
+/// taken from (the most comfortable first, each down to the cap it is
+/// estimated to keep its aim with, at most a step a tick), while nobody
+/// misses an SLA. Without this, what a load step took from idle domains
+/// would stay taken, and their latency with it.
+fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
+    let deadband = policy.deadband_cap.max(1);
+    let mut givers: Vec<(usize, f64)> = (0..slots.len())
+        .filter_map(|i| {
+            let slot = &slots[i];
+            let (sla, r) = (slot.policy.sla_ms?, slot.usage.report.response_ms?);
+            let aim = sla * policy.sla_target_pct / 100.0;
+            let unchanged = slot.cap.reason.is_none() && slot.usage.has_cpu_sample;
+            let settled = slot
+                .cap_trend
+                .allows(Direction::Down, tick, policy.cooldown_ticks);
+            let clearly_within = r <= aim * GIVE_BACK_BELOW;
+            let above = slot.cap.to > slot.policy.guaranteed_cap();
+            (unchanged && settled && clearly_within && above).then_some((i, r / aim))
+        })
+        .collect();
+    givers.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for (giver, ratio) in givers {
+        let owed: Vec<u64> = slots
+            .iter()
+            .map(|s| {
+                let unchanged = s.cap.reason.is_none();
+                let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
+                if unchanged {
+                    u64::from(s.lent.min(room))
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let owed_total: u64 = owed.iter().sum();
+        if owed_total < u64::from(deadband) {
+            return;
+        }
+        let slot = &slots[giver];
+        let cap = slot.cap.to;
+        let kept = super::classes::cap_kept(cap, ratio * 100.0, 100.0)
+            .max(slot.policy.guaranteed_cap())
+            .max(slot.missed_at_cap + (slot.missed_at_cap / 10).max(deadband));
+        let give = u64::from((cap - kept.min(cap)).min(policy.max_step_cap.max(1))).min(owed_total);
+        if give < u64::from(deadband) {
+            continue;
+        }
+        let name = slot.usage.name.clone();
+        let gets = fill_level(give, &owed);
+        let mut to_names = Vec::new();
+        for (i, got) in gets.into_iter().enumerate() {
+            if got > 0 {
+                let lender = &mut slots[i];
+                // got ≤ owed, a u32.
+                let to = lender.cap.to + got as u32;
+                lender.cap.set(to, Reason::Restored { by: name.clone() });
+                to_names.push(lender.usage.name.clone());
+            }
+        }
+        let slot = &mut slots[giver];
+        let response_ms = slot.usage.report.response_ms.unwrap_or(0.0);
+        slot.cap.set(
+            cap - give as u32,
+            Reason::Returned {
+                response_ms,
+                to: to_names,
+            },
+        );
+    }
+}
+
+/// Splits `amount` among claims of at most `owed` each, the largest claims
+/// first, leaving what is still owed as level as possible.
+fn fill_level(amount: u64, owed: &[u64]) -> Vec<u64> {
+    level_drain(amount, owed)
+}
+
+/// Changes made to follow load (not to restore a bound) start a trend; a
+/// reversal then waits for the cooldown.
+pub(super) fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     for slot in slots.iter_mut() {
         let current = slot.usage.sched.cap;
         if slot.cap.forced || slot.cap.to == current {
@@ -41,112 +152,42 @@ pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bo
         slot.cap_trend
             .record(direction, tick, policy.cooldown_ticks);
     }
-    fits
 }
 
-/// The domain's CPU use as a percentage of its cap.
-fn usage_of_cap(slot: &Slot) -> f64 {
-    let cap = slot.usage.sched.cap.max(1);
-    slot.usage.cpu_pct / f64::from(cap) * 100.0
-}
-
-/// The cap at which `cpu_pct` sits midway between the idle and saturation
-/// thresholds: shrinking an idle domain no lower keeps it from turning
-/// saturated at once, which would make a steady load flap.
-fn cap_for_use(cpu_pct: f64, policy: &HostPolicy) -> u32 {
-    let midway = ((policy.idle_pct + policy.saturation_pct) / 2.0).clamp(1.0, 100.0);
-    let cap = (cpu_pct * 100.0 / midway).ceil();
-    // `as` saturates; NaN becomes 0 and the guarantee takes over.
-    cap as u32
-}
-
-/// Restores the bounds (forced), shrinks idle domains, and returns the
-/// domains that want more CPU, each with its reason.
-fn bounds_and_idle(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<(usize, Reason)> {
-    let mut wanting = Vec::new();
-    let deadband = policy.deadband_cap.max(1);
-    for (i, slot) in slots.iter_mut().enumerate() {
+/// Bounds first, at once, whatever the cooldown, step or deadband.
+pub(super) fn restore_bounds(slots: &mut [Slot]) {
+    for slot in slots.iter_mut() {
         let ceiling = slot.policy.cap_ceiling();
         let guaranteed = slot.policy.guaranteed_cap();
         let current = slot.usage.sched.cap;
         if current == 0 {
             // Uncapped: the domain starts at its level, as in the paper.
             slot.cap.force(guaranteed, Reason::Guarantee);
-            continue;
-        }
-        if slot.sla_changed && current != guaranteed {
+        } else if slot.sla_changed && current != guaranteed {
             slot.cap.force(guaranteed, Reason::SlaChanged);
-            continue;
-        }
-        if current < guaranteed {
+        } else if current < guaranteed {
             slot.cap.force(guaranteed, Reason::Guarantee);
-            continue;
-        }
-        if current > ceiling {
+        } else if current > ceiling {
             slot.cap.force(ceiling, Reason::Ceiling);
-            continue;
-        }
-        if !slot.usage.has_cpu_sample {
-            continue;
-        }
-        let usage_pct = usage_of_cap(slot);
-        // A reported SLA miss asks for CPU only from a domain that uses its
-        // CPU: more cap cannot help an idle one, and a guest that merely
-        // writes a bad figure (it is untrusted) must not gain from it.
-        let want = match (slot.policy.sla_ms, slot.usage.report.response_ms) {
-            (Some(sla_ms), Some(response_ms))
-                if response_ms > sla_ms && usage_pct > policy.idle_pct =>
-            {
-                Some(Reason::SlaMissed {
-                    response_ms,
-                    sla_ms,
-                })
-            }
-            _ if usage_pct >= policy.saturation_pct => Some(Reason::Saturated { usage_pct }),
-            _ => None,
-        };
-        if let Some(reason) = want {
-            if current < ceiling
-                && slot
-                    .cap_trend
-                    .allows(Direction::Up, tick, policy.cooldown_ticks)
-            {
-                wanting.push((i, reason));
-            }
-            continue;
-        }
-        if usage_pct > policy.idle_pct
-            || !slot
-                .cap_trend
-                .allows(Direction::Down, tick, policy.cooldown_ticks)
-        {
-            continue;
-        }
-        let keep = cap_for_use(slot.usage.cpu_pct, policy).max(guaranteed);
-        let to = keep.max(current.saturating_sub(policy.max_step_cap));
-        if to < current && current - to >= deadband {
-            slot.cap.set(to, Reason::Idle { usage_pct });
         }
     }
-    wanting
 }
 
-/// Takes `excess` back from domains above their guarantee, least important
-/// and least busy first. Returns whether it all fitted, and the new total.
-fn fit_to_pool(slots: &mut [Slot], excess: u64) -> (bool, u64) {
+/// Takes `excess` back from domains above their guarantee, domains without
+/// an SLA first, then least priority and least busy. Returns whether it all
+/// fitted.
+pub(super) fn fit_to_pool(slots: &mut [Slot], excess: u64) -> bool {
     let mut above: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].cap.to > slots[i].policy.guaranteed_cap())
         .collect();
     above.sort_by(|&a, &b| {
         let (sa, sb) = (&slots[a], &slots[b]);
         sa.policy
-            .priority
-            .cmp(&sb.policy.priority)
-            .then(
-                usage_of_cap(sa)
-                    .partial_cmp(&usage_of_cap(sb))
-                    .unwrap_or(Ordering::Equal),
-            )
+            .sla_ms
+            .is_some()
+            .cmp(&sb.policy.sla_ms.is_some())
+            .then(sa.policy.priority.cmp(&sb.policy.priority))
+            .then(sa.usage.cpu_pct.total_cmp(&sb.usage.cpu_pct))
             .then(sa.usage.domid.cmp(&sb.usage.domid))
     });
     let mut excess = excess;
@@ -162,52 +203,190 @@ fn fit_to_pool(slots: &mut [Slot], excess: u64) -> (bool, u64) {
         slot.cap.force(to, Reason::OverCommitted);
         excess -= cut;
     }
-    let total = slots.iter().map(|s| u64::from(s.cap.to)).sum();
-    (excess == 0, total)
+    excess == 0
 }
 
-/// Hands the idle pool to the wanting domains: higher priority first, in
-/// proportion to weight within one priority, at most `max_step_cap` each
-/// and never above `cap_max`.
-fn grant(policy: &HostPolicy, slots: &mut [Slot], wanting: Vec<(usize, Reason)>, idle: u64) {
-    let deadband = u64::from(policy.deadband_cap.max(1));
-    let mut wanting: Vec<(usize, Reason)> = wanting
-        .into_iter()
-        .filter(|(i, _)| !slots[*i].cap.forced)
-        .collect();
-    wanting.sort_by_key(|(i, _)| (Reverse(slots[*i].policy.priority), slots[*i].usage.domid));
-    let mut idle = idle;
+/// Serves the claims in class order: a domain missing its SLA takes from
+/// the pool, then from donors tier by tier; near-SLA and saturated domains
+/// from the pool, then gradually from idle best-effort domains; comfortable
+/// ones only from the pool. While a domain misses its SLA, only other
+/// missing domains grow.
+fn serve(
+    policy: &HostPolicy,
+    slots: &mut [Slot],
+    claims: &[Claim],
+    donors: &mut [Donor],
+    free: &mut u64,
+) {
+    let deadband = policy.deadband_cap.max(1);
+    let anyone_missing = claims.iter().any(|c| c.class == Class::Missing);
     let mut start = 0;
-    while start < wanting.len() && idle >= deadband {
-        let priority = slots[wanting[start].0].policy.priority;
+    while start < claims.len() {
+        let (class, priority) = (claims[start].class, claims[start].priority);
         let end = start
-            + wanting[start..]
+            + claims[start..]
                 .iter()
-                .take_while(|(i, _)| slots[*i].policy.priority == priority)
+                .take_while(|c| c.class == class && c.priority == priority)
                 .count();
-        let group = &wanting[start..end];
-        let claims: Vec<(u64, u64)> = group
+        let group = &claims[start..end];
+        start = end;
+        if class != Class::Missing && anyone_missing {
+            continue;
+        }
+        // The pool first, shared by weight within one class and priority.
+        let limits: Vec<(u64, u64)> = group
             .iter()
-            .map(|(i, _)| {
-                let slot = &slots[*i];
-                let room = slot.policy.cap_ceiling().saturating_sub(slot.cap.to);
-                let limit = room.min(policy.max_step_cap);
-                (u64::from(limit), u64::from(slot.policy.weight.max(1)))
+            .map(|c| {
+                (
+                    u64::from(c.want),
+                    u64::from(slots[c.slot].policy.weight.max(1)),
+                )
             })
             .collect();
-        let shares = share(idle, &claims);
-        for ((i, reason), given) in group.iter().zip(shares) {
-            if given < deadband {
+        let shares = share(*free, &limits);
+        for (claim, from_pool) in group.iter().zip(shares) {
+            // from_pool ≤ want, a u32.
+            let mut got = from_pool as u32;
+            let mut from = Vec::new();
+            let need = claim.preempt.min(claim.want - got);
+            if class != Class::Comfortable && need > 0 {
+                let available: u32 = donors
+                    .iter()
+                    .filter(|d| d.slot != claim.slot)
+                    .map(|d| d.most(claim, slots[d.slot].cap.to))
+                    .sum();
+                // Take nothing rather than less than a change is worth.
+                if got + available.min(need) >= deadband {
+                    let steps = (policy.max_step_cap.max(1), deadband);
+                    got += preempt(steps, slots, donors, claim, need, &mut from);
+                }
+            }
+            if got < deadband {
                 continue;
             }
-            let slot = &mut slots[*i];
-            // given ≤ the limit, which came from a u32.
-            let to = slot.cap.to + given as u32;
-            slot.cap.set(to, reason.clone());
-            idle -= given;
+            *free -= from_pool.min(u64::from(got));
+            let slot = &mut slots[claim.slot];
+            let to = slot.cap.to + got;
+            slot.cap.set(to, claim.reason(from));
         }
-        start = end;
     }
+    evict_best_effort(slots, claims, donors, deadband);
+}
+
+/// Takes up to `need` for `claim` from the donors, tier by tier, leveling
+/// within a tier (the donor with the most room gives first, so many donors
+/// give a little rather than one a lot). Returns what it took.
+fn preempt(
+    (max_step, deadband): (u32, u32),
+    slots: &mut [Slot],
+    donors: &mut [Donor],
+    claim: &Claim,
+    need: u32,
+    from: &mut Vec<String>,
+) -> u32 {
+    let mut taken = 0;
+    let by = slots[claim.slot].usage.name.clone();
+    let gradual = (max_step / 4).max(deadband);
+    for tier in 0..Donor::TIERS {
+        if taken == need {
+            break;
+        }
+        let rooms: Vec<u64> = donors
+            .iter()
+            .map(|d| {
+                if d.slot == claim.slot || !d.gives_in(tier, claim) {
+                    0
+                } else {
+                    u64::from(d.room(tier, slots[d.slot].cap.to))
+                }
+            })
+            .collect();
+        // Domains whose latency matters give gradually: what a miss in the
+        // middle of a load step asks for overstates what the domain needs
+        // once its queue has drained, and what they give stays given.
+        let limit = if tier == Donor::BEST_EFFORT {
+            need - taken
+        } else {
+            (need - taken).min(gradual)
+        };
+        let takes = level_drain(u64::from(limit), &rooms);
+        for (donor, take) in donors.iter().zip(takes) {
+            if take == 0 {
+                continue;
+            }
+            let slot = &mut slots[donor.slot];
+            // take ≤ room, a u32.
+            let to = slot.cap.to - take as u32;
+            slot.cap.set(to, Reason::Preempted { by: by.clone() });
+            taken += take as u32;
+            let name = &slots[donor.slot].usage.name;
+            if !from.contains(name) {
+                from.push(name.clone());
+            }
+        }
+    }
+    taken
+}
+
+/// A domain that has missed its SLA for more than two intervals and can
+/// still grow leaves no best-effort domain above its guarantee: what they
+/// give back waits in the pool for it (its own growth keeps to the step).
+fn evict_best_effort(slots: &mut [Slot], claims: &[Claim], donors: &[Donor], deadband: u32) {
+    let Some(starved) = claims
+        .iter()
+        .find(|c| c.class == Class::Missing && c.persistent && slots[c.slot].can_grow())
+    else {
+        return;
+    };
+    let by = slots[starved.slot].usage.name.clone();
+    for donor in donors.iter().filter(|d| d.best_effort) {
+        let slot = &mut slots[donor.slot];
+        let guaranteed = slot.policy.guaranteed_cap();
+        if slot.cap.to > guaranteed && slot.usage.sched.cap.saturating_sub(guaranteed) >= deadband {
+            slot.cap
+                .set(guaranteed, Reason::Preempted { by: by.clone() });
+        }
+    }
+}
+
+/// Takes `amount` from donors with `rooms`, highest room first, leaving
+/// their rooms as level as possible. O(n log n).
+pub(super) fn level_drain(amount: u64, rooms: &[u64]) -> Vec<u64> {
+    let mut takes = vec![0u64; rooms.len()];
+    let total: u64 = rooms.iter().sum();
+    let mut left = amount.min(total);
+    if left == 0 {
+        return takes;
+    }
+    let mut order: Vec<usize> = (0..rooms.len()).filter(|&i| rooms[i] > 0).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(rooms[i]));
+    // Find the level L such that Σ max(0, room − L) ≥ left, lowest first.
+    let mut k = 0; // donors above the level being considered
+    let mut level = rooms[order[0]];
+    while left > 0 {
+        while k < order.len() && rooms[order[k]] >= level {
+            k += 1;
+        }
+        let next = if k < order.len() { rooms[order[k]] } else { 0 };
+        let step = (level - next) * k as u64;
+        if step >= left {
+            // Lower the top k by left / k, the remainder one each.
+            let per = left / k as u64;
+            let extra = left % k as u64;
+            for (n, &i) in order[..k].iter().enumerate() {
+                let target = level - per - u64::from((n as u64) < extra);
+                takes[i] = rooms[i] - target;
+            }
+            left = 0;
+        } else {
+            left -= step;
+            level = next;
+            for &i in &order[..k] {
+                takes[i] = rooms[i] - level;
+            }
+        }
+    }
+    takes
 }
 
 /// Splits `amount` among claims of (limit, weight) in proportion to weight,

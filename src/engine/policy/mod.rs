@@ -31,6 +31,8 @@
 //! The CPU side lives in `cpu.rs`, memory in `memory.rs`, and the checks of a
 //! configuration in `validate.rs`.
 
+mod baseline;
+mod classes;
 mod cpu;
 mod memory;
 mod trend;
@@ -40,11 +42,78 @@ use std::collections::{HashMap, HashSet};
 
 use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason};
 use super::monitor::Usage;
-use super::sla::{DomainPolicy, Level, PolicyConfig};
+use super::sla::{DomainPolicy, HostPolicy, Level, PolicyConfig};
 use trend::Trend;
 
 /// Xen's credit schedulers accept weights in 1..=65535.
 const WEIGHT_MAX: u32 = 65_535;
+
+/// Which control law decides: rex's own, or a baseline kept only to
+/// compare against (`rex simulate --policy`, `--compare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Law {
+    /// rex's SLA-first law (the daemon's only law).
+    #[default]
+    Rex,
+    /// The starting allocation, never changed.
+    Static,
+    /// SRX-style thresholds on use of the cap, fixed steps.
+    Threshold,
+    /// The pool shared in proportion to weight × demand; memory
+    /// squeezed-style.
+    Proportional,
+}
+
+impl Law {
+    /// Every law, rex's first.
+    pub const ALL: [Law; 4] = [Law::Rex, Law::Static, Law::Threshold, Law::Proportional];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Law::Rex => "rex",
+            Law::Static => "static",
+            Law::Threshold => "threshold",
+            Law::Proportional => "proportional",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Law> {
+        Self::ALL.into_iter().find(|law| law.name() == name)
+    }
+
+    fn control(self) -> &'static dyn ControlLaw {
+        match self {
+            Law::Rex => &RexLaw,
+            Law::Static => &baseline::Static,
+            Law::Threshold => &baseline::Threshold,
+            Law::Proportional => &baseline::Proportional,
+        }
+    }
+}
+
+/// What every control law decides, given the managed domains of one tick.
+trait ControlLaw: std::fmt::Debug + Sync {
+    /// Decides the slots' caps within `pool`. Returns false when the
+    /// guarantees alone exceed it.
+    fn cpu(&self, policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bool;
+    /// Decides the slots' balloon targets; growth within `free_mem_kb`
+    /// above the slush.
+    fn memory(&self, policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64);
+}
+
+/// rex's own law (`cpu.rs`, `memory.rs`).
+#[derive(Debug)]
+struct RexLaw;
+
+impl ControlLaw for RexLaw {
+    fn cpu(&self, policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bool {
+        cpu::plan(policy, pool, slots, tick)
+    }
+
+    fn memory(&self, policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64) {
+        memory::plan(policy, free_mem_kb, slots, tick)
+    }
+}
 
 /// A policy that cannot be applied on this host.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,6 +127,10 @@ struct Remembered {
     name: String,
     cap: Trend,
     mem: Trend,
+    missed_ticks: u32,
+    last_response_ms: Option<f64>,
+    lent: u32,
+    missed_at_cap: u32,
 }
 
 /// The decision maker; keeps per-domain cooldowns between ticks.
@@ -78,6 +151,7 @@ pub struct Policy {
     /// Whether the last tick found the guarantees larger than the pool.
     over_committed: bool,
     tick: u64,
+    law: Law,
 }
 
 /// One managed domain during one tick: its inputs and what was decided.
@@ -88,6 +162,15 @@ pub(super) struct Slot<'a> {
     pub sla_changed: bool,
     pub cap_trend: Trend,
     pub mem_trend: Trend,
+    /// Ticks in a row the domain has been missing its SLA.
+    pub missed_ticks: u32,
+    /// The response its guest reported at the last tick.
+    pub last_response_ms: Option<f64>,
+    /// Cap points taken from this domain by preemption, not yet given back.
+    pub lent: u32,
+    /// The highest cap at which the domain was seen missing its SLA since it
+    /// was last idle: it never gives back to that cap.
+    pub missed_at_cap: u32,
     /// Carried over to the next tick's memory of this domain.
     remembered_name: String,
     pub cap: Decision<u32>,
@@ -102,6 +185,13 @@ pub(super) struct Decision<T> {
     /// Made to restore a bound (guarantee, ceiling, pool); such changes
     /// ignore cooldown, step and deadband, and do not count as a trend.
     pub forced: bool,
+}
+
+impl Slot<'_> {
+    /// Whether the decided cap is still below the domain's ceiling.
+    pub fn can_grow(&self) -> bool {
+        self.cap.to < self.policy.cap_ceiling()
+    }
 }
 
 impl<T: Copy> Decision<T> {
@@ -126,6 +216,11 @@ impl<T: Copy> Decision<T> {
 
 impl Policy {
     pub fn new(config: PolicyConfig) -> Self {
+        Self::with_law(config, Law::Rex)
+    }
+
+    /// A policy deciding by `law` (a baseline only for comparisons).
+    pub fn with_law(config: PolicyConfig, law: Law) -> Self {
         let mut policy = Self {
             config: PolicyConfig::default(),
             by_name: HashMap::new(),
@@ -134,6 +229,7 @@ impl Policy {
             warned_uncapped: HashMap::new(),
             over_committed: false,
             tick: 0,
+            law,
         };
         policy.set_config(config);
         policy
@@ -227,6 +323,10 @@ impl Policy {
                     name: u.name.clone(),
                     cap: Trend::default(),
                     mem: Trend::default(),
+                    missed_ticks: 0,
+                    last_response_ms: None,
+                    lent: 0,
+                    missed_at_cap: 0,
                 });
             slots.push(Slot {
                 usage: u,
@@ -235,6 +335,10 @@ impl Policy {
                     && self.sla_changed.contains(u.name.as_str()),
                 cap_trend: remembered.cap,
                 mem_trend: remembered.mem,
+                missed_ticks: remembered.missed_ticks,
+                last_response_ms: remembered.last_response_ms,
+                lent: remembered.lent,
+                missed_at_cap: remembered.missed_at_cap,
                 remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
@@ -243,7 +347,8 @@ impl Policy {
         self.warned_uncapped.retain(|_, seen| *seen == tick);
 
         let pool = cpu::pool(host, host_policy, unmanaged_caps);
-        let fits = cpu::plan(host_policy, pool, &mut slots, tick);
+        let law = self.law.control();
+        let fits = law.cpu(host_policy, pool, &mut slots, tick);
         if !fits && !self.over_committed {
             log::warn!(
                 "the managed domains' guarantees exceed the CPU pool of {pool}%: \
@@ -251,9 +356,13 @@ impl Policy {
             );
         }
         self.over_committed = !fits;
-        memory::plan(host_policy, host.free_mem_kb, &mut slots, tick);
+        law.memory(host_policy, host.free_mem_kb, &mut slots, tick);
 
-        let plan = build_plan(&slots);
+        let plan = if self.law == Law::Static {
+            Plan::default()
+        } else {
+            build_plan(&slots)
+        };
         if !self.sla_changed.is_empty() {
             for slot in &slots {
                 self.sla_changed.remove(slot.usage.name.as_str());
@@ -266,6 +375,10 @@ impl Policy {
                 name: slot.remembered_name,
                 cap: slot.cap_trend,
                 mem: slot.mem_trend,
+                missed_ticks: slot.missed_ticks,
+                last_response_ms: slot.last_response_ms,
+                lent: slot.lent,
+                missed_at_cap: slot.missed_at_cap,
             })
             .collect();
         plan

@@ -115,9 +115,13 @@ impl Loop {
 }
 
 #[test]
-fn load_step_gets_cpu_and_load_drop_gives_it_back() {
+fn load_step_gets_cpu_and_idle_cpu_is_taken_back_only_on_demand() {
+    let mut best_effort = |name| DomainPolicy {
+        sla_ms: None,
+        ..managed(name, 20)
+    };
     let mut sim = Loop::new(
-        config(vec![managed("vm1", 20), managed("vm2", 20)]),
+        config(vec![best_effort("vm1"), best_effort("vm2")]),
         &["vm1", "vm2"],
     );
     sim.run(5);
@@ -140,13 +144,28 @@ fn load_step_gets_cpu_and_load_drop_gives_it_back() {
         .iter()
         .any(|(_, c)| c.name == "vm2" && matches!(c.reason, Reason::Saturated { .. })));
 
+    // The load drops: nobody else wants the CPU, so vm2 keeps its cap (its
+    // latency depends on it).
     sim.demand[1] = 5.0;
+    let held = sim.cap(1);
     sim.run(20);
-    assert_eq!(sim.cap(1), 20, "vm2 back at its guarantee once idle");
+    assert_eq!(sim.cap(1), held, "reclaimed although nobody wanted it");
+
+    // vm1 gets busy: now vm2's unused CPU is taken back for it, never
+    // below vm2's guarantee or what it uses.
+    sim.demand[0] = 70.0;
+    sim.run(30);
+    assert!(sim.cap(0) >= 70, "vm1 got only {}", sim.cap(0));
+    assert!(
+        sim.cap(1) >= 20 && sim.cap(1) < held,
+        "vm2 at {}",
+        sim.cap(1)
+    );
     assert!(sim
         .history
         .iter()
-        .any(|(_, c)| c.name == "vm2" && matches!(c.reason, Reason::Idle { .. })));
+        .any(|(_, c)| c.name == "vm2"
+            && matches!(&c.reason, Reason::Preempted { by } if by == "vm1")));
 }
 
 #[test]

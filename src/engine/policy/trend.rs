@@ -32,6 +32,11 @@ impl Trend {
         }
     }
 
+    /// Whether the last load-driven change was a raise made at `tick` or later.
+    pub fn raised_since(&self, tick: u64) -> bool {
+        matches!(self.last, Some((Direction::Up, at)) if at >= tick)
+    }
+
     /// Records a change made at `tick`. A change of direction leaves the
     /// domain alone for the next `cooldown` ticks.
     pub fn record(&mut self, direction: Direction, tick: u64, cooldown: u32) {

@@ -63,6 +63,10 @@ fn check_host_knobs(config: &PolicyConfig, problems: &mut Vec<String>) {
         ),
     );
     check(
+        h.sla_target_pct > 0.0 && h.sla_target_pct <= 100.0,
+        format!("sla_target {}% must be in (0, 100]", h.sla_target_pct),
+    );
+    check(
         h.max_step_cap >= 1,
         "max_step_cap must be at least 1".to_string(),
     );

@@ -1,0 +1,288 @@
+//! Who wants CPU this tick and how badly (claims, in classes), and who can
+//! give some back and down to what (donors, in tiers).
+
+use std::cmp::Reverse;
+
+use super::trend::Direction;
+use super::Slot;
+use crate::engine::model::Reason;
+use crate::engine::sla::HostPolicy;
+
+/// Demand classes, in the order they are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Class {
+    /// An SLA domain whose guest reports a response above its SLA.
+    Missing,
+    /// An SLA domain within its SLA but above the aim, and saturated.
+    Near,
+    /// A saturated domain with no SLA figure to go by (no SLA, or a guest
+    /// that reports no response time).
+    Saturated,
+    /// A saturated SLA domain at or below its aim: enough, not more — it
+    /// grows only from what is left in the pool.
+    Comfortable,
+}
+
+/// One domain's demand this tick.
+#[derive(Debug, Clone)]
+pub(super) struct Claim {
+    pub slot: usize,
+    pub class: Class,
+    pub priority: u32,
+    /// Cap points asked for: at least the deadband, at most the step and
+    /// the room below the ceiling.
+    pub want: u32,
+    /// Of `want`, what a missing domain may take from other domains: in
+    /// proportion to its error (the pool costs nobody, so it may give more).
+    pub preempt: u32,
+    /// Raised at the last tick, or the response fell by a tenth or more
+    /// since then: the last raise is still working, so only best-effort
+    /// domains give this tick, and the others at most a quarter step.
+    pub settling: bool,
+    /// Missing for more than two intervals in a row.
+    pub persistent: bool,
+    response_ms: f64,
+    sla_ms: f64,
+    aim_ms: f64,
+    usage_pct: f64,
+}
+
+impl Claim {
+    pub fn reason(&self, from: Vec<String>) -> Reason {
+        match self.class {
+            Class::Missing => Reason::SlaMissed {
+                response_ms: self.response_ms,
+                sla_ms: self.sla_ms,
+                from,
+            },
+            Class::Near => Reason::NearSla {
+                response_ms: self.response_ms,
+                aim_ms: self.aim_ms,
+                from,
+            },
+            Class::Saturated | Class::Comfortable => Reason::Saturated {
+                usage_pct: self.usage_pct,
+            },
+        }
+    }
+}
+
+/// A domain that may give CPU to a domain missing its SLA, with the cap it
+/// keeps in each tier (`None`: not a donor in that tier).
+#[derive(Debug, Clone)]
+pub(super) struct Donor {
+    pub slot: usize,
+    pub priority: u32,
+    pub best_effort: bool,
+    pub idle: bool,
+    floors: [Option<u32>; Donor::TIERS],
+}
+
+impl Donor {
+    pub const TIERS: usize = 3;
+    /// Idle domains, and SLA domains well inside their SLA (at most half
+    /// the aim), above what they use or need and their guarantee.
+    pub const SPARE: usize = 0;
+    /// Domains without an SLA, busy or not, down to their guarantee.
+    pub const BEST_EFFORT: usize = 1;
+    /// SLA domains of lower priority than the taker, at or below their aim.
+    pub const LOWER_PRIORITY: usize = 2;
+
+    /// Cap points this donor can give in `tier` when its cap is now `to`.
+    pub fn room(&self, tier: usize, to: u32) -> u32 {
+        self.floors[tier].map_or(0, |floor| to.saturating_sub(floor))
+    }
+
+    /// Whether this donor gives to `claim` in `tier`: lower-priority SLA
+    /// domains only to higher priorities, and only best-effort domains to a
+    /// domain whose last raise is still working.
+    pub fn gives_in(&self, tier: usize, claim: &Claim) -> bool {
+        if claim.class != Class::Missing {
+            // Reclaim on demand: what an idle best-effort domain does not
+            // use goes to a domain that wants it; nothing else moves.
+            return tier == Self::SPARE && self.idle && self.best_effort;
+        }
+        match tier {
+            Self::BEST_EFFORT => true,
+            Self::LOWER_PRIORITY => !claim.settling && self.priority < claim.priority,
+            _ => !claim.settling,
+        }
+    }
+
+    /// The most it can give `claim` in any tier open to it.
+    pub fn most(&self, claim: &Claim, to: u32) -> u32 {
+        (0..Self::TIERS)
+            .filter(|&t| self.gives_in(t, claim))
+            .map(|t| self.room(t, to))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The domain's CPU use as a percentage of its cap.
+pub(super) fn usage_of_cap(slot: &Slot) -> f64 {
+    let cap = slot.usage.sched.cap.max(1);
+    slot.usage.cpu_pct / f64::from(cap) * 100.0
+}
+
+/// The response time rex aims for, ms.
+fn aim_ms(policy: &HostPolicy, sla_ms: f64) -> f64 {
+    sla_ms * policy.sla_target_pct / 100.0
+}
+
+/// The cap at which `cpu_pct` sits midway between the idle and saturation
+/// thresholds: an idle domain cut no lower does not turn saturated at once.
+fn cap_for_use(cpu_pct: f64, policy: &HostPolicy) -> u32 {
+    let midway = ((policy.idle_pct + policy.saturation_pct) / 2.0).clamp(1.0, 100.0);
+    let cap = (cpu_pct * 100.0 / midway).ceil();
+    // `as` saturates; NaN becomes 0 and the guarantee takes over.
+    cap as u32
+}
+
+/// The cap an SLA domain answering in `response_ms` at `cap` keeps when it
+/// gives CPU back: half the way to the cap at which it would answer in the
+/// aim, estimated as if response time grew as 1/√cap (a closed loop's
+/// response grows less than 1/cap as its clients spend time thinking), so a
+/// wrong estimate costs one step, not the SLA.
+pub(super) fn cap_kept(cap: u32, response_ms: f64, aim_ms: f64) -> u32 {
+    let ratio = (response_ms.max(0.0) / aim_ms).min(1.0);
+    let need = (f64::from(cap) * ratio.sqrt()).ceil() as u32;
+    cap - (cap - need.min(cap)) / 2
+}
+
+/// Cap points a domain answering `ratio` × its aim asks for: proportional to
+/// the error (half of it, as a fraction of the cap), more the longer the
+/// miss lasts, within [deadband, max_step].
+fn step_for_error(policy: &HostPolicy, cap: u32, ratio: f64, streak: u32) -> u32 {
+    let escalation = f64::from(streak.saturating_sub(1).min(3) + 1);
+    let raw = f64::from(cap) * 0.5 * (ratio - 1.0).max(0.0) * escalation;
+    let max = policy.max_step_cap.max(1);
+    // `as` saturates and maps NaN to 0.
+    (raw.ceil() as u32).clamp(policy.deadband_cap.max(1).min(max), max)
+}
+
+/// Every managed domain's claim, sorted in service order: class, then
+/// priority (highest first), then how far off its SLA (furthest first).
+/// Updates each slot's run of missed ticks.
+pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let usage_pct = usage_of_cap(slot);
+        let idle = usage_pct <= policy.idle_pct;
+        let saturated = usage_pct >= policy.saturation_pct;
+        let response = slot.usage.report.response_ms;
+        // A reported miss counts only while the domain uses its CPU: more
+        // cap cannot help an idle one, and a guest that merely writes a bad
+        // figure (it is untrusted) must not gain from it.
+        let missing = match (slot.policy.sla_ms, response) {
+            (Some(sla), Some(r)) => r > sla && !idle && slot.usage.has_cpu_sample,
+            _ => false,
+        };
+        slot.missed_ticks = if missing {
+            slot.missed_ticks.saturating_add(1)
+        } else {
+            0
+        };
+        if missing {
+            slot.missed_at_cap = slot.missed_at_cap.max(slot.usage.sched.cap);
+        } else if idle
+            || response
+                .is_some_and(|r| r <= aim_ms(policy, slot.policy.sla_ms.unwrap_or(0.0)) / 2.0)
+        {
+            // The load fell: what it needed before says nothing now.
+            slot.missed_at_cap = 0;
+        }
+        if slot.cap.forced || !slot.usage.has_cpu_sample || !slot.can_grow() {
+            slot.last_response_ms = response;
+            continue;
+        }
+        let cap = slot.cap.to;
+        let sla_ms = slot.policy.sla_ms.unwrap_or(f64::INFINITY);
+        let aim = aim_ms(policy, sla_ms);
+        let grows = slot
+            .cap_trend
+            .allows(Direction::Up, tick, policy.cooldown_ticks);
+        let previous = std::mem::replace(&mut slot.last_response_ms, response);
+        let settling = slot.cap_trend.raised_since(tick.saturating_sub(1))
+            || matches!((previous, response), (Some(p), Some(r)) if r <= 0.9 * p);
+        let room = slot.policy.cap_ceiling() - cap;
+        let (class, want, preempt) = match response {
+            _ if missing => {
+                let r = response.unwrap_or(sla_ms);
+                let preempt = step_for_error(policy, cap, r / aim, slot.missed_ticks);
+                (Class::Missing, policy.max_step_cap.max(1), preempt)
+            }
+            Some(r) if slot.policy.sla_ms.is_some() && r > aim && saturated && grows => {
+                let want = step_for_error(policy, cap, r / aim, 1);
+                (Class::Near, want, want)
+            }
+            Some(_) if slot.policy.sla_ms.is_some() && saturated && grows => {
+                (Class::Comfortable, policy.max_step_cap.max(1), 0)
+            }
+            Some(_) if slot.policy.sla_ms.is_some() => continue,
+            _ if saturated && grows => {
+                let want = policy.max_step_cap.max(1);
+                (Class::Saturated, want, want)
+            }
+            _ => continue,
+        };
+        claims.push(Claim {
+            slot: i,
+            class,
+            priority: slot.policy.priority,
+            want: want.min(room),
+            preempt: preempt.min(room),
+            settling,
+            persistent: slot.missed_ticks > 2,
+            response_ms: response.unwrap_or(0.0),
+            sla_ms,
+            aim_ms: aim,
+            usage_pct,
+        });
+    }
+    claims.sort_by(|a, b| {
+        (a.class, Reverse(a.priority))
+            .cmp(&(b.class, Reverse(b.priority)))
+            .then((b.response_ms / b.sla_ms).total_cmp(&(a.response_ms / a.sla_ms)))
+            .then(slots[a.slot].usage.domid.cmp(&slots[b.slot].usage.domid))
+    });
+    claims
+}
+
+/// Every domain that could give CPU to a domain missing its SLA.
+pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
+    let mut donors = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        let guaranteed = slot.policy.guaranteed_cap();
+        let cap = slot.cap.to;
+        if slot.cap.forced || !slot.usage.has_cpu_sample || cap <= guaranteed {
+            continue;
+        }
+        let idle = usage_of_cap(slot) <= policy.idle_pct;
+        let mut floors = [None; Donor::TIERS];
+        if idle {
+            floors[Donor::SPARE] = Some(cap_for_use(slot.usage.cpu_pct, policy).max(guaranteed));
+        }
+        match (slot.policy.sla_ms, slot.usage.report.response_ms) {
+            (None, _) => floors[Donor::BEST_EFFORT] = Some(guaranteed),
+            (Some(sla), Some(r)) if r <= aim_ms(policy, sla) => {
+                let kept = cap_kept(cap, r, aim_ms(policy, sla)).max(guaranteed);
+                if r <= aim_ms(policy, sla) / 2.0 && !idle {
+                    floors[Donor::SPARE] = Some(kept);
+                }
+                floors[Donor::LOWER_PRIORITY] = Some(kept);
+            }
+            _ => {}
+        }
+        if floors.iter().any(Option::is_some) {
+            donors.push(Donor {
+                slot: i,
+                priority: slot.policy.priority,
+                best_effort: slot.policy.sla_ms.is_none(),
+                idle,
+                floors,
+            });
+        }
+    }
+    donors
+}
