@@ -83,7 +83,8 @@ impl Donor {
     /// Idle domains, and SLA domains well inside their SLA (at most half
     /// the aim), above what they use or need and their guarantee.
     pub const SPARE: usize = 0;
-    /// Domains without an SLA, busy or not, down to their guarantee.
+    /// Busy domains without an SLA, down to their guarantee (idle ones give
+    /// in the spare tier first, and all of it after a persistent miss).
     pub const BEST_EFFORT: usize = 1;
     /// SLA domains of lower priority than the taker, at or below their aim.
     pub const LOWER_PRIORITY: usize = 2;
@@ -264,7 +265,9 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
             floors[Donor::SPARE] = Some(cap_for_use(slot.usage.cpu_pct, policy).max(guaranteed));
         }
         match (slot.policy.sla_ms, slot.usage.report.response_ms) {
-            (None, _) => floors[Donor::BEST_EFFORT] = Some(guaranteed),
+            // An idle one gives in the spare tier, keeping what it uses.
+            (None, _) if !idle => floors[Donor::BEST_EFFORT] = Some(guaranteed),
+            (None, _) => {}
             (Some(sla), Some(r)) if r <= aim_ms(policy, sla) => {
                 let kept = cap_kept(cap, r, aim_ms(policy, sla)).max(guaranteed);
                 if r <= aim_ms(policy, sla) / 2.0 && !idle {

@@ -83,7 +83,11 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     for (giver, ratio) in givers {
         let owed: Vec<u64> = slots
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
+                if i == giver {
+                    return 0;
+                }
                 let unchanged = s.cap.reason.is_none();
                 let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
                 if unchanged {
@@ -270,7 +274,7 @@ fn serve(
             slot.cap.set(to, claim.reason(from));
         }
     }
-    evict_best_effort(slots, claims, donors, deadband);
+    evict_best_effort(slots, claims);
 }
 
 /// Takes up to `need` for `claim` from the donors, tier by tier, leveling
@@ -301,13 +305,13 @@ fn preempt(
                 }
             })
             .collect();
-        // Domains whose latency matters give gradually: what a miss in the
-        // middle of a load step asks for overstates what the domain needs
-        // once its queue has drained, and what they give stays given.
-        let limit = if tier == Donor::BEST_EFFORT {
-            need - taken
-        } else {
+        // SLA domains of lower priority give gradually: what a miss in the
+        // middle of a load step asks for overstates what the taker needs
+        // once its queue has drained.
+        let limit = if tier == Donor::LOWER_PRIORITY {
             (need - taken).min(gradual)
+        } else {
+            need - taken
         };
         let takes = level_drain(u64::from(limit), &rooms);
         for (donor, take) in donors.iter().zip(takes) {
@@ -331,7 +335,7 @@ fn preempt(
 /// A domain that has missed its SLA for more than two intervals and can
 /// still grow leaves no best-effort domain above its guarantee: what they
 /// give back waits in the pool for it (its own growth keeps to the step).
-fn evict_best_effort(slots: &mut [Slot], claims: &[Claim], donors: &[Donor], deadband: u32) {
+fn evict_best_effort(slots: &mut [Slot], claims: &[Claim]) {
     let Some(starved) = claims
         .iter()
         .find(|c| c.class == Class::Missing && c.persistent && slots[c.slot].can_grow())
@@ -339,12 +343,16 @@ fn evict_best_effort(slots: &mut [Slot], claims: &[Claim], donors: &[Donor], dea
         return;
     };
     let by = slots[starved.slot].usage.name.clone();
-    for donor in donors.iter().filter(|d| d.best_effort) {
-        let slot = &mut slots[donor.slot];
+    // No deadband here: even a point above the guarantee is too much.
+    for slot in slots.iter_mut().filter(|s| s.policy.sla_ms.is_none()) {
         let guaranteed = slot.policy.guaranteed_cap();
-        if slot.cap.to > guaranteed && slot.usage.sched.cap.saturating_sub(guaranteed) >= deadband {
-            slot.cap
-                .set(guaranteed, Reason::Preempted { by: by.clone() });
+        if slot.cap.to > guaranteed {
+            let reason = Reason::Preempted { by: by.clone() };
+            if slot.cap.forced {
+                slot.cap.force(guaranteed, reason);
+            } else {
+                slot.cap.set(guaranteed, reason);
+            }
         }
     }
 }
