@@ -128,3 +128,56 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
         "{err}"
     );
 }
+
+#[test]
+fn default_runs_rex_and_the_three_baselines_side_by_side() {
+    let out = rex(&["simulate", "--json", "--repetitions", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let modes: Vec<&str> = json["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["rex", "static", "threshold", "proportional"]);
+    let vm2 = vm(&json, "rex", "vm2");
+    for key in [
+        "p95_ms",
+        "violation_s",
+        "recovery_s",
+        "reversals_per_min",
+        "cpu_above_guarantee_pct_s",
+    ] {
+        assert!(vm2[key].is_number(), "{key} missing: {vm2}");
+    }
+    // Collateral damage is reported for the VMs without an SLA, against static.
+    assert!(vm(&json, "rex", "vm1")["collateral_pct"].is_number());
+    assert_eq!(
+        vm(&json, "static", "vm1")["collateral_pct"].as_f64(),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn policy_runs_one_law_and_rejects_unknown_names() {
+    let out = rex(&[
+        "simulate",
+        "--json",
+        "--repetitions",
+        "1",
+        "--policy",
+        "threshold",
+    ]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(json["runs"][0]["mode"], "threshold");
+    let out = rex(&["simulate", "--policy", "greedy"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown policy `greedy'"));
+}

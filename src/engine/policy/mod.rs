@@ -1,35 +1,65 @@
-//! Policy: usage + SLA model + host capacity → a plan.
+//! Policy: usage + SLA model + host capacity → a plan, by rex's SLA-first
+//! control law.
 //!
-//! Each managed domain (an alive domain whose name has a [`DomainPolicy`]) is
-//! guaranteed its SLA level. What the levels leave of the host's CPU pool,
-//! plus what idle domains do not use, goes to the domains that need more:
-//! saturated ones, and ones whose guest reports a response time above its
-//! SLA. Memory moves the same way, from guests with spare memory to guests
-//! short of it, never letting the host's free memory fall below the slush.
+//! Each managed domain (an alive domain whose name has a [`DomainPolicy`])
+//! is guaranteed its SLA level and kept within its ceiling. Above that, CPU
+//! goes first to the domains that miss their SLA, and never leaves an SLA
+//! worse off than the starting allocation would.
 //!
-//! The rules, each change carrying its [`Reason`]:
-//! - Bounds first, at once, whatever the cooldown, step or deadband: an
-//!   uncapped domain, or one below its guarantee, is set to its guarantee; one
-//!   above `cap_max`/`mem_max` is lowered to it; a new level
-//!   ([`Policy::set_level`]) is applied as it is; and if the caps add up to
-//!   more than the pool, domains above their guarantee give back, least
-//!   priority and least busy first.
-//! - An idle domain (CPU use ≤ `idle_pct` of its cap) shrinks by at most
-//!   `max_step_cap` a tick towards its guarantee, but not below the cap at
-//!   which its use would sit midway between the idle and saturation
-//!   thresholds: taking what it uses would make it saturated at once, and a
-//!   steady load would flap. Memory donors likewise keep twice the pressure
-//!   threshold free, and only a guest that reports its memory gives any back.
-//! - The idle pool (pool − caps after those shrinks) goes to the saturated
-//!   and SLA-missing domains, higher priority first, by weight within one.
-//!   A reported SLA miss counts only while the domain uses more than
-//!   `idle_pct` of its cap: the figure is untrusted, and CPU cannot help a
-//!   domain that leaves its CPU idle.
-//! - A load-driven change against the last one waits `cooldown_ticks`, and
-//!   after it the domain is left alone for `cooldown_ticks` (`trend.rs`).
+//! **Classes.** Every tick each domain with a CPU sample falls in one class,
+//! served in this order (by priority, highest first, within a class):
+//! 1. *missing*: an SLA domain whose guest reports a response time above
+//!    its SLA while it uses more than `idle` of its cap (the figure is
+//!    untrusted: an idle domain cannot be helped by CPU, and a guest that
+//!    merely writes a big number gains nothing); furthest off first;
+//! 2. *near*: an SLA domain within its SLA but above the aim
+//!    (`sla_target`, 80% of the SLA by default), and saturated;
+//! 3. *saturated*: a domain using ≥ `saturation` of its cap with no SLA
+//!    figure to go by (no SLA, or no response reported);
+//! 4. *comfortable*: a saturated SLA domain at or below its aim. Enough,
+//!    not more: it grows only from what is left in the pool.
 //!
-//! The CPU side lives in `cpu.rs`, memory in `memory.rs`, and the checks of a
-//! configuration in `validate.rs`.
+//! **Preemption.** A missing domain takes up to `max_step_cap` a tick, in
+//! this order: the unallocated pool; idle domains above their guarantee
+//! (each keeps what it uses) and SLA domains well inside their SLA (at most
+//! half the aim); busy domains without an SLA, down to their guarantee;
+//! SLA domains of lower priority at or below their aim, gradually. Within
+//! a tier the donor with the most room gives first. What it takes from
+//! others is proportional to its error (more the longer the miss lasts),
+//! and while its last raise is still working (raised at the last tick, or
+//! its response fell by a tenth) only busy best-effort domains give. Each
+//! change names both sides: "SLA missed: 1554 ms > 900 ms; taken from
+//! batch" and "preempted: given to vm2". A domain that has missed for more
+//! than two intervals and could grow leaves no best-effort domain above its
+//! guarantee, and while anyone misses, only missing domains grow.
+//!
+//! **Reclaim on demand.** Nothing is shrunk because it is idle: a domain
+//! loses CPU only when another domain wants it (near and saturated domains
+//! may take what idle best-effort domains do not use), since a light
+//! domain's latency depends on its cap even when its average use is low.
+//!
+//! **Loans.** What preemption took is lent. An SLA domain well within its
+//! aim (at most 85% of it), whose last raise is older than the cooldown,
+//! gives it back to the lenders, down to the cap it is estimated to keep
+//! its aim with and never to within 10% of a cap at which it missed its
+//! SLA since it was last idle.
+//!
+//! **Bounds first**, at once, whatever the cooldown, step or deadband: an
+//! uncapped domain, or one below its guarantee, is set to its guarantee;
+//! one above `cap_max`/`mem_max` is lowered to it; a new level
+//! ([`Policy::set_level`]) is applied as it is; and if the caps add up to
+//! more than the pool, domains above their guarantee give back, those
+//! without an SLA first, then least priority and least busy.
+//!
+//! **Memory** moves from guests with spare memory (shrinking a donor no
+//! lower than twice the pressure threshold free) to guests short of it,
+//! guarantees first, then by priority, never letting the host's free memory
+//! fall below the slush (`memory.rs`).
+//!
+//! A load-driven change against the last one waits `cooldown_ticks`
+//! (`trend.rs`). The classes live in `classes.rs`, CPU in `cpu.rs`, the
+//! baselines kept for comparison (`rex simulate --policy`) in
+//! `baseline.rs`, and the checks of a configuration in `validate.rs`.
 
 mod baseline;
 mod classes;
@@ -262,6 +292,18 @@ impl Policy {
         }
         let by_name = &self.by_name;
         self.sla_changed.retain(|name| by_name.contains_key(name));
+        // A level changed by the reload is a new SLA level: applied at the
+        // next tick as it is, up or down, as `set_level` does.
+        for domain in &config.domains {
+            let changed = self.config.domains.iter().any(|old| {
+                old.name == domain.name
+                    && (old.guaranteed_cap() != domain.guaranteed_cap()
+                        || old.guaranteed_mem_kb() != domain.guaranteed_mem_kb())
+            });
+            if changed {
+                self.sla_changed.insert(domain.name.clone());
+            }
+        }
         self.config = config;
     }
 

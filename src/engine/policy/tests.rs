@@ -506,10 +506,11 @@ fn reload_keeps_running_and_uses_the_new_bounds() {
     tighter.level.cap_pct = 10;
     sim.engine.set_config(config(vec![tighter]));
     sim.tick();
-    assert_eq!(sim.cap(0), 15);
+    // The reload lowered the level to 10 (within the new bounds): applied.
+    assert_eq!(sim.cap(0), 10);
     assert_eq!(
         sim.history.last().map(|(_, c)| c.reason.clone()),
-        Some(Reason::Ceiling)
+        Some(Reason::SlaChanged)
     );
 }
 
@@ -530,5 +531,20 @@ fn share_is_proportional_and_respects_limits() {
             .iter()
             .sum::<u64>(),
         7
+    );
+}
+
+#[test]
+fn a_reload_that_lowers_a_level_applies_it_at_once() {
+    let mut sim = Loop::new(config(vec![managed("vm1", 30)]), &["vm1"]);
+    sim.run(2);
+    assert_eq!(sim.cap(0), 30);
+    // Idle, so nobody would take it back on demand: the new level must.
+    sim.engine.set_config(config(vec![managed("vm1", 20)]));
+    sim.tick();
+    assert_eq!(sim.cap(0), 20);
+    assert_eq!(
+        sim.history.last().map(|(_, c)| c.reason.clone()),
+        Some(Reason::SlaChanged)
     );
 }
