@@ -47,7 +47,11 @@ fn max_cap(run: &RunResult, vm: &str) -> u32 {
 
 #[test]
 fn load_step_is_served_from_the_pool_and_idle_domains_are_left_alone() {
-    let s = scenario(r#"events = [ "at=5,vm=web,clients=60", "at=35,vm=web,clients=1" ]"#);
+    // No headroom, so that the step starts from web's level.
+    let s = scenario(
+        r#"headroom = 0
+events = [ "at=5,vm=web,clients=60", "at=35,vm=web,clients=1" ]"#,
+    );
     let rex = run(&s, Law::Rex, None).unwrap();
     assert_eq!(cap_at(&rex, "web", 4.0), 20);
     assert!(
@@ -121,7 +125,10 @@ events = [ "at=5,vm=web,clients=60", "at=20,vm=idle,destroy", "at=30,vm=late,cre
 
 #[test]
 fn sla_change_at_run_time_gives_a_new_level() {
-    let s = scenario(r#"events = [ "at=10,vm=web,level_cap=45" ]"#);
+    let s = scenario(
+        r#"headroom = 0
+events = [ "at=10,vm=web,level_cap=45" ]"#,
+    );
     let rex = run(&s, Law::Rex, None).unwrap();
     assert_eq!(cap_at(&rex, "web", 9.0), 20);
     assert!(cap_at(&rex, "web", 13.0) >= 45, "{:?}", series(&rex, "web"));

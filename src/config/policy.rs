@@ -7,6 +7,7 @@
 //! reserve_memory = "64M"
 //! slush = "32M"                    # host free memory never to go below
 //! sla_target = 80                  # % of each SLA rex aims for (10..=100)
+//! headroom = 1                     # 0: leave the free pool unallocated
 //! domains = [ "name=vm2,sla_ms=900,cap_min=20,cap_max=80,mem_min=64M,mem_max=128M" ]
 //! decomposition = [ "domain=vm2,load=40,cap=20,memory=64M" ]
 //! ```
@@ -39,6 +40,7 @@ pub const POLICY_KEYS: &[&str] = &[
     "smoothing",
     "mem_pressure",
     "sla_target",
+    "headroom",
     "domains",
     "decomposition",
 ];
@@ -201,6 +203,9 @@ fn parse_host_policy(cfg: &mut XluConfig) -> Result<HostPolicy, ConfigError> {
     }
     if let Some(n) = number_in(cfg, "sla_target", 10..=100)? {
         host.sla_target_pct = n as f64;
+    }
+    if let Some(n) = number_in(cfg, "headroom", 0..=1)? {
+        host.headroom = n == 1;
     }
     Ok(host)
 }

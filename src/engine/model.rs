@@ -148,6 +148,10 @@ pub enum Reason {
     Returned { response_ms: f64, to: Vec<String> },
     /// CPU taken from this domain came back.
     Restored { by: String },
+    /// Free CPU nobody else wants, held by an SLA domain against its next
+    /// load step (taken back from it, while it is idle, by anyone who
+    /// wants CPU).
+    Headroom,
     /// The guest is short of memory.
     MemoryPressure { free_pct: f64 },
     /// The domain is idle; reclaimed down to its level.
@@ -192,6 +196,7 @@ impl fmt::Display for Reason {
                 to.join(", ")
             ),
             Self::Restored { by } => write!(f, "restored: given back by {by}"),
+            Self::Headroom => f.write_str("headroom: free CPU nobody else wants"),
             Self::MemoryPressure { free_pct } => {
                 write!(f, "memory pressure: {free_pct:.0}% free in guest")
             }

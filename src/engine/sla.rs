@@ -122,6 +122,10 @@ pub struct HostPolicy {
     /// domain above it (but within its SLA) is near its SLA; one at or
     /// below it has enough.
     pub sla_target_pct: f64,
+    /// Whether what is left of the pool goes to SLA domains as headroom
+    /// against a load step (taken back as soon as anyone wants it), or
+    /// stays unallocated.
+    pub headroom: bool,
 }
 
 impl Default for HostPolicy {
@@ -142,6 +146,7 @@ impl Default for HostPolicy {
             smoothing: 0.5,
             mem_pressure_free_pct: 10.0,
             sla_target_pct: 80.0,
+            headroom: true,
         }
     }
 }

@@ -3,7 +3,6 @@
 //! proportional share. They keep the same bounds as rex (guarantee,
 //! ceiling, pool, slush) so that only the law differs.
 
-use super::classes::usage_of_cap;
 use super::cpu::{fit_to_pool, restore_bounds, share};
 use super::{ControlLaw, Slot};
 use crate::engine::model::{KiB, Reason};
@@ -191,6 +190,12 @@ impl ControlLaw for Proportional {
             }
         }
     }
+}
+
+/// The domain's smoothed CPU use as a percentage of its cap, as SRX
+/// measured it.
+fn usage_of_cap(slot: &Slot) -> f64 {
+    slot.usage.cpu_pct / f64::from(slot.usage.sched.cap.max(1)) * 100.0
 }
 
 /// A slot a load-driven rule may move: not set by a bound this tick, and

@@ -13,14 +13,18 @@ use crate::engine::sla::HostPolicy;
 pub(crate) enum Class {
     /// An SLA domain whose guest reports a response above its SLA.
     Missing,
-    /// An SLA domain within its SLA but above the aim, and saturated.
+    /// An SLA domain within its SLA but above the aim, using its CPU.
     Near,
     /// A saturated domain with no SLA figure to go by (no SLA, or a guest
     /// that reports no response time).
     Saturated,
     /// A saturated SLA domain at or below its aim: enough, not more — it
-    /// grows only from what is left in the pool.
+    /// grows only from what is left in the pool (and the headroom idle
+    /// domains hold of it).
     Comfortable,
+    /// Any other SLA domain: what is left of the pool after every other
+    /// class is held by SLA domains as headroom against a load step.
+    Headroom,
 }
 
 /// One domain's demand this tick.
@@ -63,6 +67,7 @@ impl Claim {
             Class::Saturated | Class::Comfortable => Reason::Saturated {
                 usage_pct: self.usage_pct,
             },
+            Class::Headroom => Reason::Headroom,
         }
     }
 }
@@ -79,15 +84,17 @@ pub(super) struct Donor {
 }
 
 impl Donor {
-    pub const TIERS: usize = 3;
+    pub const TIERS: usize = 4;
+    /// Idle SLA domains holding headroom: what they hold of the pool.
+    pub const HEADROOM: usize = 0;
     /// Idle domains, and SLA domains well inside their SLA (at most half
     /// the aim), above what they use or need and their guarantee.
-    pub const SPARE: usize = 0;
+    pub const SPARE: usize = 1;
     /// Busy domains without an SLA, down to their guarantee (idle ones give
     /// in the spare tier first, and all of it after a persistent miss).
-    pub const BEST_EFFORT: usize = 1;
+    pub const BEST_EFFORT: usize = 2;
     /// SLA domains of lower priority than the taker, at or below their aim.
-    pub const LOWER_PRIORITY: usize = 2;
+    pub const LOWER_PRIORITY: usize = 3;
 
     /// Cap points this donor can give in `tier` when its cap is now `to`.
     pub fn room(&self, tier: usize, to: u32) -> u32 {
@@ -98,12 +105,19 @@ impl Donor {
     /// domains only to higher priorities, and only best-effort domains to a
     /// domain whose last raise is still working.
     pub fn gives_in(&self, tier: usize, claim: &Claim) -> bool {
+        if claim.class == Class::Comfortable {
+            // What idle domains hold as headroom is the pool's.
+            return tier == Self::HEADROOM;
+        }
         if claim.class != Class::Missing {
-            // Reclaim on demand: what an idle best-effort domain does not
-            // use goes to a domain that wants it; nothing else moves.
-            return tier == Self::SPARE && self.idle && self.best_effort;
+            // Reclaim on demand: headroom, and what an idle best-effort
+            // domain does not use, go to a domain that wants them; nothing
+            // else moves.
+            return tier == Self::HEADROOM
+                || (tier == Self::SPARE && self.idle && self.best_effort);
         }
         match tier {
+            Self::HEADROOM => true,
             Self::BEST_EFFORT => true,
             Self::LOWER_PRIORITY => !claim.settling && self.priority < claim.priority,
             _ => !claim.settling,
@@ -120,11 +134,19 @@ impl Donor {
     }
 }
 
-/// The domain's CPU use as a percentage of its cap.
+/// The domain's CPU use as a percentage of its cap: the larger of the
+/// smoothed and the last interval's use, so a load step counts at once and
+/// a domain is idle only when both say so.
 pub(super) fn usage_of_cap(slot: &Slot) -> f64 {
     let cap = slot.usage.sched.cap.max(1);
-    slot.usage.cpu_pct / f64::from(cap) * 100.0
+    let used = slot.usage.cpu_pct.max(slot.usage.cpu_pct_raw);
+    used / f64::from(cap) * 100.0
 }
+
+/// A domain gives CPU back only when its response is at most this fraction
+/// of its aim: between it and the SLA nothing moves, so a steady load does
+/// not take and give back in turn.
+pub(super) const GIVE_BACK_BELOW: f64 = 0.85;
 
 /// The response time rex aims for, ms.
 fn aim_ms(policy: &HostPolicy, sla_ms: f64) -> f64 {
@@ -156,7 +178,7 @@ pub(super) fn cap_kept(cap: u32, response_ms: f64, aim_ms: f64) -> u32 {
 /// miss lasts, within [deadband, max_step].
 fn step_for_error(policy: &HostPolicy, cap: u32, ratio: f64, streak: u32) -> u32 {
     let escalation = f64::from(streak.saturating_sub(1).min(3) + 1);
-    let raw = f64::from(cap) * 0.5 * (ratio - 1.0).max(0.0) * escalation;
+    let raw = f64::from(cap) * 1.0 * (ratio - 1.0).max(0.0) * escalation;
     let max = policy.max_step_cap.max(1);
     // `as` saturates and maps NaN to 0.
     (raw.ceil() as u32).clamp(policy.deadband_cap.max(1).min(max), max)
@@ -172,6 +194,15 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
         let idle = usage_pct <= policy.idle_pct;
         let saturated = usage_pct >= policy.saturation_pct;
         let response = slot.usage.report.response_ms;
+        let clearly_within = match (slot.policy.sla_ms, response) {
+            (Some(sla), Some(r)) => r <= aim_ms(policy, sla) * GIVE_BACK_BELOW,
+            _ => false,
+        };
+        slot.within_ticks = if clearly_within {
+            slot.within_ticks.saturating_add(1)
+        } else {
+            0
+        };
         // A reported miss counts only while the domain uses its CPU: more
         // cap cannot help an idle one, and a guest that merely writes a bad
         // figure (it is untrusted) must not gain from it.
@@ -186,11 +217,10 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
         };
         if missing {
             slot.missed_at_cap = slot.missed_at_cap.max(slot.usage.sched.cap);
-        } else if idle
-            || response
-                .is_some_and(|r| r <= aim_ms(policy, slot.policy.sla_ms.unwrap_or(0.0)) / 2.0)
-        {
-            // The load fell: what it needed before says nothing now.
+        } else if idle {
+            // The load fell: what it needed before says nothing now. (A
+            // low response right after a raise does not say so: it is the
+            // raise working.)
             slot.missed_at_cap = 0;
         }
         if slot.cap.forced || !slot.usage.has_cpu_sample || !slot.can_grow() {
@@ -213,14 +243,25 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
                 let preempt = step_for_error(policy, cap, r / aim, slot.missed_ticks);
                 (Class::Missing, policy.max_step_cap.max(1), preempt)
             }
-            Some(r) if slot.policy.sla_ms.is_some() && r > aim && saturated && grows => {
+            Some(r) if slot.policy.sla_ms.is_some() && r > aim && !idle && grows => {
                 let want = step_for_error(policy, cap, r / aim, 1);
                 (Class::Near, want, want)
             }
             Some(_) if slot.policy.sla_ms.is_some() && saturated && grows => {
-                (Class::Comfortable, policy.max_step_cap.max(1), 0)
+                let want = policy.max_step_cap.max(1);
+                (Class::Comfortable, want, want)
             }
-            Some(_) if slot.policy.sla_ms.is_some() => continue,
+            // Enough, not more: an SLA domain that needs nothing now only
+            // holds what nobody else wants of the pool. (One that reports
+            // no response but is saturated counts as saturated, below.)
+            Some(_) | None
+                if slot.policy.sla_ms.is_some() && (response.is_some() || !saturated) =>
+            {
+                if !grows || !policy.headroom {
+                    continue;
+                }
+                (Class::Headroom, policy.max_step_cap.max(1), 0)
+            }
             _ if saturated && grows => {
                 let want = policy.max_step_cap.max(1);
                 (Class::Saturated, want, want)
@@ -261,6 +302,9 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
         }
         let idle = usage_of_cap(slot) <= policy.idle_pct;
         let mut floors = [None; Donor::TIERS];
+        if idle && slot.headroom > 0 {
+            floors[Donor::HEADROOM] = Some((cap - slot.headroom.min(cap)).max(guaranteed));
+        }
         if idle {
             floors[Donor::SPARE] = Some(cap_for_use(slot.usage.cpu_pct, policy).max(guaranteed));
         }

@@ -41,20 +41,28 @@ pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bo
     fits
 }
 
-/// A domain gives CPU back only when its response is at most this fraction
-/// of its aim: between it and the SLA nothing moves, so a steady load does
-/// not take and give back in turn.
-const GIVE_BACK_BELOW: f64 = 0.85;
-
-/// What was taken from a domain is lent until something raises its cap.
+/// What was taken from a domain is lent until something raises its cap;
+/// headroom is what it holds of the pool, less any cut since.
 fn record_loans(slots: &mut [Slot]) {
     for slot in slots.iter_mut() {
         let current = slot.usage.sched.cap;
-        if slot.cap.to > current {
-            slot.lent = slot.lent.saturating_sub(slot.cap.to - current);
-        } else if matches!(slot.cap.reason, Some(Reason::Preempted { .. })) {
-            slot.lent = slot.lent.saturating_add(current - slot.cap.to);
+        let to = slot.cap.to;
+        if to > current {
+            slot.lent = slot.lent.saturating_sub(to - current);
+            if slot.cap.reason == Some(Reason::Headroom) {
+                slot.headroom = slot.headroom.saturating_add(to - current);
+            }
+        } else if to < current {
+            let lost = current - to;
+            if matches!(slot.cap.reason, Some(Reason::Preempted { .. })) {
+                // Headroom taken back was the pool's, not a loan.
+                let of_headroom = lost.min(slot.headroom);
+                slot.lent = slot.lent.saturating_add(lost - of_headroom);
+            }
         }
+        slot.headroom = slot
+            .headroom
+            .min(to.saturating_sub(slot.policy.guaranteed_cap()));
     }
 }
 
@@ -74,7 +82,9 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
             let settled = slot
                 .cap_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks);
-            let clearly_within = r <= aim * GIVE_BACK_BELOW;
+            // Good news must last: clearly within the aim for a cooldown.
+            let clearly_within = r <= aim * super::classes::GIVE_BACK_BELOW
+                && slot.within_ticks > policy.cooldown_ticks;
             let above = slot.cap.to > slot.policy.guaranteed_cap();
             (unchanged && settled && clearly_within && above).then_some((i, r / aim))
         })
@@ -253,7 +263,9 @@ fn serve(
             let mut got = from_pool as u32;
             let mut from = Vec::new();
             let need = claim.preempt.min(claim.want - got);
-            if class != Class::Comfortable && need > 0 {
+            if class == Class::Headroom && got < claim.want {
+                got += even_out_headroom(policy, slots, claim, claim.want - got, &mut from);
+            } else if class != Class::Headroom && need > 0 {
                 let available: u32 = donors
                     .iter()
                     .filter(|d| d.slot != claim.slot)
@@ -330,6 +342,49 @@ fn preempt(
         }
     }
     taken
+}
+
+/// An idle SLA domain asking for headroom while the pool is empty takes up
+/// to `need` from the idle SLA domain holding the most above its guarantee,
+/// at most half the difference between them: idle domains even out what
+/// they hold of the pool, so one that had a load step does not keep what it
+/// took once it is idle again. Best-effort domains are never asked.
+fn even_out_headroom(
+    policy: &HostPolicy,
+    slots: &mut [Slot],
+    claim: &Claim,
+    need: u32,
+    from: &mut Vec<String>,
+) -> u32 {
+    let deadband = policy.deadband_cap.max(1);
+    let above = |s: &Slot| s.cap.to.saturating_sub(s.policy.guaranteed_cap());
+    let idle = |s: &Slot| super::classes::usage_of_cap(s) <= policy.idle_pct;
+    let mine = above(&slots[claim.slot]);
+    let Some(donor) = (0..slots.len())
+        .filter(|&i| {
+            let s = &slots[i];
+            i != claim.slot
+                && s.policy.sla_ms.is_some()
+                && !s.cap.forced
+                && s.cap.reason.is_none()
+                && s.usage.has_cpu_sample
+                && idle(s)
+        })
+        .max_by_key(|&i| (above(&slots[i]), std::cmp::Reverse(slots[i].usage.domid)))
+    else {
+        return 0;
+    };
+    let theirs = above(&slots[donor]);
+    let take = (theirs.saturating_sub(mine) / 2).min(need);
+    if take < deadband {
+        return 0;
+    }
+    let by = slots[claim.slot].usage.name.clone();
+    let slot = &mut slots[donor];
+    let to = slot.cap.to - take;
+    slot.cap.set(to, Reason::Preempted { by });
+    from.push(slots[donor].usage.name.clone());
+    take
 }
 
 /// A domain that has missed its SLA for more than two intervals and can

@@ -159,8 +159,10 @@ struct Remembered {
     mem: Trend,
     missed_ticks: u32,
     last_response_ms: Option<f64>,
+    within_ticks: u32,
     lent: u32,
     missed_at_cap: u32,
+    headroom: u32,
 }
 
 /// The decision maker; keeps per-domain cooldowns between ticks.
@@ -196,11 +198,16 @@ pub(super) struct Slot<'a> {
     pub missed_ticks: u32,
     /// The response its guest reported at the last tick.
     pub last_response_ms: Option<f64>,
+    /// Ticks in a row its response has been clearly within its aim (what
+    /// giving back waits for: bad news counts at once, good news must last).
+    pub within_ticks: u32,
     /// Cap points taken from this domain by preemption, not yet given back.
     pub lent: u32,
     /// The highest cap at which the domain was seen missing its SLA since it
     /// was last idle: it never gives back to that cap.
     pub missed_at_cap: u32,
+    /// Cap points of the pool this domain holds as headroom.
+    pub headroom: u32,
     /// Carried over to the next tick's memory of this domain.
     remembered_name: String,
     pub cap: Decision<u32>,
@@ -367,8 +374,10 @@ impl Policy {
                     mem: Trend::default(),
                     missed_ticks: 0,
                     last_response_ms: None,
+                    within_ticks: 0,
                     lent: 0,
                     missed_at_cap: 0,
+                    headroom: 0,
                 });
             slots.push(Slot {
                 usage: u,
@@ -379,8 +388,10 @@ impl Policy {
                 mem_trend: remembered.mem,
                 missed_ticks: remembered.missed_ticks,
                 last_response_ms: remembered.last_response_ms,
+                within_ticks: remembered.within_ticks,
                 lent: remembered.lent,
                 missed_at_cap: remembered.missed_at_cap,
+                headroom: remembered.headroom,
                 remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
@@ -419,8 +430,10 @@ impl Policy {
                 mem: slot.mem_trend,
                 missed_ticks: slot.missed_ticks,
                 last_response_ms: slot.last_response_ms,
+                within_ticks: slot.within_ticks,
                 lent: slot.lent,
                 missed_at_cap: slot.missed_at_cap,
+                headroom: slot.headroom,
             })
             .collect();
         plan

@@ -33,6 +33,14 @@ fn config(domains: Vec<DomainPolicy>) -> PolicyConfig {
     }
 }
 
+/// A configuration whose free pool stays unallocated (no headroom), for
+/// tests of rules that a pool handed out as headroom would mask.
+fn config_without_headroom(domains: Vec<DomainPolicy>) -> PolicyConfig {
+    let mut cfg = config(domains);
+    cfg.host.headroom = false;
+    cfg
+}
+
 /// The closed loop: demands in percent of one pCPU, one second per tick.
 struct Loop {
     engine: Engine,
@@ -116,7 +124,7 @@ impl Loop {
 
 #[test]
 fn load_step_gets_cpu_and_idle_cpu_is_taken_back_only_on_demand() {
-    let mut best_effort = |name| DomainPolicy {
+    let best_effort = |name| DomainPolicy {
         sla_ms: None,
         ..managed(name, 20)
     };
@@ -245,7 +253,7 @@ fn sla_miss_gets_cpu_even_when_not_saturated() {
 fn an_idle_domain_reporting_an_sla_miss_gains_nothing() {
     // A guest that writes a huge response time while using 5% of its cap
     // (untrusted input, or a bottleneck CPU cannot fix) gets no more CPU.
-    let mut policy = Policy::new(config(vec![managed("vm2", 20)]));
+    let mut policy = Policy::new(config_without_headroom(vec![managed("vm2", 20)]));
     let mut row = usage(2, "vm2", 20, 1.0);
     row.report.response_ms = Some(3_600_000.0);
     let plan = policy.decide(&host(1, 0), &[row]);
@@ -260,7 +268,7 @@ fn an_idle_domain_reporting_an_sla_miss_gains_nothing() {
 
 #[test]
 fn sla_change_applies_the_new_level_at_the_next_tick() {
-    let mut sim = Loop::new(config(vec![managed("vm2", 20)]), &["vm2"]);
+    let mut sim = Loop::new(config_without_headroom(vec![managed("vm2", 20)]), &["vm2"]);
     sim.run(3);
     assert!(sim.engine.set_level(
         "vm2",
@@ -420,7 +428,7 @@ fn memory_pressure_grows_within_step_and_slush_after_shrinks() {
 
 #[test]
 fn a_guest_that_reports_no_memory_keeps_it() {
-    let mut policy = Policy::new(config(vec![managed("quiet", 20)]));
+    let mut policy = Policy::new(config_without_headroom(vec![managed("quiet", 20)]));
     let mut quiet = usage(1, "quiet", 20, 10.0);
     quiet.mem_target_kb = 200_000;
     let plan = policy.decide(&host(1, 512 * 1024), &[quiet.clone()]);
@@ -441,7 +449,7 @@ fn a_guest_that_reports_no_memory_keeps_it() {
 
 #[test]
 fn small_changes_inside_the_deadband_are_skipped() {
-    let mut cfg = config(vec![managed("vm1", 20)]);
+    let mut cfg = config_without_headroom(vec![managed("vm1", 20)]);
     cfg.host.deadband_cap = 5;
     let mut policy = Policy::new(cfg);
     // Idle at 21 with a guarantee of 20: a 1-point shrink is not worth it.
@@ -451,7 +459,7 @@ fn small_changes_inside_the_deadband_are_skipped() {
 
 #[test]
 fn weight_is_set_to_the_configured_one() {
-    let mut cfg = config(vec![managed("vm1", 20)]);
+    let mut cfg = config_without_headroom(vec![managed("vm1", 20)]);
     cfg.domains[0].weight = 512;
     let mut policy = Policy::new(cfg);
     let plan = policy.decide(&host(1, 0), &[usage(1, "vm1", 20, 10.0)]);
@@ -536,15 +544,47 @@ fn share_is_proportional_and_respects_limits() {
 
 #[test]
 fn a_reload_that_lowers_a_level_applies_it_at_once() {
-    let mut sim = Loop::new(config(vec![managed("vm1", 30)]), &["vm1"]);
+    let mut sim = Loop::new(config_without_headroom(vec![managed("vm1", 30)]), &["vm1"]);
     sim.run(2);
     assert_eq!(sim.cap(0), 30);
     // Idle, so nobody would take it back on demand: the new level must.
-    sim.engine.set_config(config(vec![managed("vm1", 20)]));
+    sim.engine.set_config(config_without_headroom(vec![managed("vm1", 20)]));
     sim.tick();
     assert_eq!(sim.cap(0), 20);
     assert_eq!(
         sim.history.last().map(|(_, c)| c.reason.clone()),
         Some(Reason::SlaChanged)
     );
+}
+
+#[test]
+fn the_free_pool_becomes_headroom_of_sla_domains_and_goes_to_whoever_wants_it() {
+    let mut best_effort = managed("batch", 20);
+    best_effort.sla_ms = None;
+    let mut sim = Loop::new(
+        config(vec![managed("web", 20), best_effort]),
+        &["web", "batch"],
+    );
+    sim.demand = vec![2.0, 2.0];
+    sim.run(5);
+    // Pool 100, caps 20 + 20: the idle SLA domain holds the free 60 (up to
+    // its ceiling 80, a step a tick); the best-effort one gets none.
+    assert_eq!(sim.cap(0), 80, "web's headroom");
+    assert_eq!(sim.cap(1), 20);
+    assert!(sim
+        .history
+        .iter()
+        .any(|(_, c)| c.name == "web" && c.reason == Reason::Headroom));
+    // The batch domain gets busy: web's headroom goes to it.
+    sim.demand[1] = 90.0;
+    sim.run(10);
+    assert!(sim.cap(1) >= 70, "batch got only {}", sim.cap(1));
+    assert!(sim.cap(0) + sim.cap(1) <= 100);
+    // And with `headroom = 0` the pool stays unallocated.
+    let mut cfg = config(vec![managed("web", 20)]);
+    cfg.host.headroom = false;
+    let mut sim = Loop::new(cfg, &["web"]);
+    sim.demand = vec![2.0];
+    sim.run(5);
+    assert_eq!(sim.cap(0), 20);
 }
