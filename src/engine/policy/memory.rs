@@ -1,5 +1,7 @@
 //! Memory: balloon targets, in two phases — shrinks, then grows bounded by
-//! the host's free memory above the slush.
+//! the host's free memory above the slush, served in the CPU side's class
+//! order (guarantees, SLA domains missing their SLA, other SLA domains,
+//! best-effort domains).
 
 use std::cmp::Reverse;
 
@@ -102,9 +104,21 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     }
 
     // Restoring guarantees comes first, then by priority.
+    // Guarantees first; then, as for CPU, domains missing their SLA, other
+    // SLA domains, and domains without an SLA; by priority within each.
     grows.sort_by_key(|g| {
         let slot = &slots[g.slot];
-        (!g.forced, Reverse(slot.policy.priority), slot.usage.domid)
+        let class = match (slot.policy.sla_ms, slot.missed_ticks) {
+            (Some(_), missed) if missed > 0 => 0,
+            (Some(_), _) => 1,
+            (None, _) => 2,
+        };
+        (
+            !g.forced,
+            class,
+            Reverse(slot.policy.priority),
+            slot.usage.domid,
+        )
     });
     let mut budget = free_mem_kb.saturating_sub(policy.slush_kb);
     for g in grows {

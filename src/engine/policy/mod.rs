@@ -7,42 +7,57 @@
 //! worse off than the starting allocation would.
 //!
 //! **Classes.** Every tick each domain with a CPU sample falls in one class,
-//! served in this order (by priority, highest first, within a class):
+//! served in this order (by priority, highest first, within a class). Use
+//! is the larger of the smoothed and the last interval's, so a load step
+//! counts at once and a domain is idle only when both say so.
 //! 1. *missing*: an SLA domain whose guest reports a response time above
 //!    its SLA while it uses more than `idle` of its cap (the figure is
 //!    untrusted: an idle domain cannot be helped by CPU, and a guest that
 //!    merely writes a big number gains nothing); furthest off first;
 //! 2. *near*: an SLA domain within its SLA but above the aim
-//!    (`sla_target`, 80% of the SLA by default), and saturated;
+//!    (`sla_target`, 80% of the SLA by default) while it uses its CPU;
 //! 3. *saturated*: a domain using ≥ `saturation` of its cap with no SLA
 //!    figure to go by (no SLA, or no response reported);
 //! 4. *comfortable*: a saturated SLA domain at or below its aim. Enough,
-//!    not more: it grows only from what is left in the pool.
+//!    not more: it grows only from the pool (and the headroom idle domains
+//!    hold of it);
+//! 5. *headroom*: any other SLA domain gets what is left of the pool, held
+//!    against its next load step (`headroom = 0` leaves the pool
+//!    unallocated). Idle SLA domains even it out among themselves (halving
+//!    the difference), and whoever wants CPU takes it from idle holders
+//!    first.
+//!
+//! Near, saturated and comfortable domains take from the pool and from the
+//! headroom of idle domains; near and saturated ones also from what idle
+//! best-effort domains do not use. Steps are proportional to the error
+//! (the cap times how far the response is above the aim), within
+//! [`deadband_cap`, `max_step_cap`].
 //!
 //! **Preemption.** A missing domain takes up to `max_step_cap` a tick, in
-//! this order: the unallocated pool; idle domains above their guarantee
-//! (each keeps what it uses) and SLA domains well inside their SLA (at most
-//! half the aim); busy domains without an SLA, down to their guarantee;
-//! SLA domains of lower priority at or below their aim, gradually. Within
-//! a tier the donor with the most room gives first. What it takes from
-//! others is proportional to its error (more the longer the miss lasts),
-//! and while its last raise is still working (raised at the last tick, or
-//! its response fell by a tenth) only busy best-effort domains give. Each
-//! change names both sides: "SLA missed: 1554 ms > 900 ms; taken from
-//! batch" and "preempted: given to vm2". A domain that has missed for more
-//! than two intervals and could grow leaves no best-effort domain above its
-//! guarantee, and while anyone misses, only missing domains grow.
+//! this order: the unallocated pool; headroom; idle domains above their
+//! guarantee (each keeps what it uses) and SLA domains well inside their
+//! SLA (at most half the aim); busy domains without an SLA, down to their
+//! guarantee; SLA domains of lower priority at or below their aim,
+//! gradually (a quarter step a tick). Within a tier the donor with the most
+//! room gives first. What it takes from others is proportional to its error
+//! (more the longer the miss lasts), and while its last raise is still
+//! working (raised at the last tick, or its response fell by a tenth) only
+//! headroom and busy best-effort domains give. Each change names both
+//! sides: "SLA missed: 1554 ms > 900 ms; taken from batch" and "preempted:
+//! given to vm2". A domain that has missed for more than two intervals and
+//! could grow leaves no best-effort domain above its guarantee, and while
+//! anyone misses, only missing domains grow.
 //!
 //! **Reclaim on demand.** Nothing is shrunk because it is idle: a domain
-//! loses CPU only when another domain wants it (near and saturated domains
-//! may take what idle best-effort domains do not use), since a light
-//! domain's latency depends on its cap even when its average use is low.
+//! loses CPU only when another domain wants it, since a light domain's
+//! latency depends on its cap even when its average use is low.
 //!
-//! **Loans.** What preemption took is lent. An SLA domain well within its
-//! aim (at most 85% of it), whose last raise is older than the cooldown,
-//! gives it back to the lenders, down to the cap it is estimated to keep
-//! its aim with and never to within 10% of a cap at which it missed its
-//! SLA since it was last idle.
+//! **Loans.** What preemption took (other than headroom) is lent. An SLA
+//! domain whose response has stayed at most 85% of its aim for longer than
+//! the cooldown gives it back to the lenders, down to the cap it is
+//! estimated to keep its aim with and never to within 10% of a cap at which
+//! it missed its SLA since it was last idle. Bad news counts at once, good
+//! news must last.
 //!
 //! **Bounds first**, at once, whatever the cooldown, step or deadband: an
 //! uncapped domain, or one below its guarantee, is set to its guarantee;

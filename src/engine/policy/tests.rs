@@ -548,7 +548,8 @@ fn a_reload_that_lowers_a_level_applies_it_at_once() {
     sim.run(2);
     assert_eq!(sim.cap(0), 30);
     // Idle, so nobody would take it back on demand: the new level must.
-    sim.engine.set_config(config_without_headroom(vec![managed("vm1", 20)]));
+    sim.engine
+        .set_config(config_without_headroom(vec![managed("vm1", 20)]));
     sim.tick();
     assert_eq!(sim.cap(0), 20);
     assert_eq!(
@@ -587,4 +588,34 @@ fn the_free_pool_becomes_headroom_of_sla_domains_and_goes_to_whoever_wants_it() 
     sim.demand = vec![2.0];
     sim.run(5);
     assert_eq!(sim.cap(0), 20);
+}
+
+#[test]
+fn memory_goes_first_to_a_domain_missing_its_sla() {
+    let mut cfg = config_without_headroom(vec![managed("web", 20), managed("batch", 20)]);
+    cfg.domains[1].sla_ms = None;
+    cfg.domains[1].priority = 5; // a higher priority does not beat an SLA miss
+    cfg.host.slush_kb = 0;
+    let mut policy = Policy::new(cfg);
+    let short = GuestReport {
+        mem_free_kb: Some(1_000),
+        mem_total_kb: Some(65_536),
+        response_ms: None,
+    };
+    let mut web = usage(1, "web", 20, 18.0);
+    web.report = GuestReport {
+        response_ms: Some(2_000.0),
+        ..short
+    };
+    let mut batch = usage(2, "batch", 20, 18.0);
+    batch.report = short;
+    // 16 MiB free: enough for one step of one domain only.
+    let plan = policy.decide(&host(1, 16 * 1024), &[web, batch]);
+    let grown: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Memory { from, to } if to > from))
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(grown, ["web"], "{plan:?}");
 }
