@@ -109,6 +109,11 @@ impl Donor {
             // What idle domains hold as headroom is the pool's.
             return tier == Self::HEADROOM;
         }
+        if claim.class == Class::Near && tier == Self::BEST_EFFORT {
+            // SLA domains are served before best-effort ones: one near its
+            // SLA need not wait for a miss to take from them.
+            return true;
+        }
         if claim.class != Class::Missing {
             // Reclaim on demand: headroom, and what an idle best-effort
             // domain does not use, go to a domain that wants them; nothing
@@ -302,8 +307,9 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
         }
         let idle = usage_of_cap(slot) <= policy.idle_pct;
         let mut floors = [None; Donor::TIERS];
-        if idle && slot.headroom > 0 {
-            floors[Donor::HEADROOM] = Some((cap - slot.headroom.min(cap)).max(guaranteed));
+        if idle && slot.policy.sla_ms.is_some() {
+            // What an idle SLA domain holds above its guarantee is headroom.
+            floors[Donor::HEADROOM] = Some(guaranteed);
         }
         if idle {
             floors[Donor::SPARE] = Some(cap_for_use(slot.usage.cpu_pct, policy).max(guaranteed));

@@ -98,7 +98,9 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
                 if i == giver {
                     return 0;
                 }
-                let unchanged = s.cap.reason.is_none();
+                // A busy lender claims for itself; an idle one never would.
+                let unchanged =
+                    s.cap.reason.is_none() && super::classes::usage_of_cap(s) <= policy.idle_pct;
                 let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
                 if unchanged {
                     u64::from(s.lent.min(room))
