@@ -23,13 +23,16 @@
 //!    hold of it);
 //! 5. *headroom*: any other SLA domain gets what is left of the pool, held
 //!    against its next load step (`headroom = 0` leaves the pool
-//!    unallocated). Idle SLA domains even it out among themselves (halving
-//!    the difference), and whoever wants CPU takes it from idle holders
-//!    first.
+//!    unallocated). Whatever an idle SLA domain holds above its guarantee
+//!    counts as headroom: idle SLA domains even it out among themselves
+//!    (halving the difference), and whoever wants CPU takes it from idle
+//!    holders first.
 //!
-//! Near, saturated and comfortable domains take from the pool and from the
-//! headroom of idle domains; near and saturated ones also from what idle
-//! best-effort domains do not use. Steps are proportional to the error
+//! Near, saturated and comfortable domains take from the pool and from
+//! headroom; near and saturated ones also from what idle best-effort
+//! domains do not use, and near ones from busy best-effort domains too
+//! (SLA domains are served first: one near its SLA need not wait for a
+//! miss). Steps are proportional to the error
 //! (the cap times how far the response is above the aim), within
 //! [`deadband_cap`, `max_step_cap`].
 //!
@@ -54,7 +57,8 @@
 //!
 //! **Loans.** What preemption took (other than headroom) is lent. An SLA
 //! domain whose response has stayed at most 85% of its aim for longer than
-//! the cooldown gives it back to the lenders, down to the cap it is
+//! the cooldown gives it back to the lenders that are idle (a busy lender
+//! claims for itself), down to the cap it is
 //! estimated to keep its aim with and never to within 10% of a cap at which
 //! it missed its SLA since it was last idle. Bad news counts at once, good
 //! news must last.
