@@ -17,6 +17,9 @@ use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, 
 /// Environment variable naming the `xl` binary when `--xl` is not given.
 pub const XL_ENV: &str = "REX_XL";
 
+/// Extra attempts to start `xl` while its file is busy being written.
+const SPAWN_RETRIES: u32 = 5;
+
 /// Why an `xl` command did not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -99,16 +102,31 @@ impl XlCommand {
     /// Runs `xl args…` and waits. Non-zero exit → [`ExecError::Failed`]
     /// with xl's stderr.
     pub fn run(&self, args: &[String]) -> Result<(), ExecError> {
-        let output = Command::new(&self.xl)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|source| ExecError::Spawn {
-                xl: self.xl.display().to_string(),
-                source,
-            })?;
+        let spawn = || {
+            Command::new(&self.xl)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+        };
+        // "Text file busy": the binary is open for writing somewhere (an xl
+        // being replaced by an upgrade, or one just written while another
+        // thread forked). It clears within moments; try a few times.
+        let mut result = spawn();
+        for _ in 0..SPAWN_RETRIES {
+            match &result {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    result = spawn();
+                }
+                _ => break,
+            }
+        }
+        let output = result.map_err(|source| ExecError::Spawn {
+            xl: self.xl.display().to_string(),
+            source,
+        })?;
         if output.status.success() {
             return Ok(());
         }

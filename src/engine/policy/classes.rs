@@ -248,7 +248,15 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
                 let preempt = step_for_error(policy, cap, r / aim, slot.missed_ticks);
                 (Class::Missing, policy.max_step_cap.max(1), preempt)
             }
-            Some(r) if slot.policy.sla_ms.is_some() && r > aim && !idle && grows => {
+            // Near is the softer signal: two ticks in a row above the aim,
+            // so one noisy second does not move a steady load.
+            Some(r)
+                if slot.policy.sla_ms.is_some()
+                    && r > aim
+                    && previous.is_some_and(|p| p > aim)
+                    && !idle
+                    && grows =>
+            {
                 let want = step_for_error(policy, cap, r / aim, 1);
                 (Class::Near, want, want)
             }
