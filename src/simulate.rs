@@ -340,28 +340,34 @@ fn load_steps<'a>(scenario: &'a Scenario, vm: &str) -> Vec<&'a Event> {
     steps
 }
 
-/// The memory target a tick's changes left a domain at, if they changed it.
-fn applied_memory(applied: &[crate::host::driver::AppliedChange], domid: u32) -> Option<u64> {
+/// The last value a tick's applied changes gave a domain, of the kind
+/// `pick` selects.
+fn last_applied<T>(
+    applied: &[crate::host::driver::AppliedChange],
+    domid: u32,
+    pick: impl Fn(Action) -> Option<T>,
+) -> Option<T> {
     applied
         .iter()
         .rev()
         .filter(|a| a.change.domid == domid && a.error.is_none())
-        .find_map(|a| match a.change.action {
-            Action::Memory { to, .. } => Some(to),
-            _ => None,
-        })
+        .find_map(|a| pick(a.change.action))
 }
 
 /// The cap a tick's changes left a domain at, if they changed it.
 fn applied_cap(applied: &[crate::host::driver::AppliedChange], domid: u32) -> Option<u32> {
-    applied
-        .iter()
-        .rev()
-        .filter(|a| a.change.domid == domid && a.error.is_none())
-        .find_map(|a| match a.change.action {
-            Action::Cap { to, .. } => Some(to),
-            _ => None,
-        })
+    last_applied(applied, domid, |action| match action {
+        Action::Cap { to, .. } => Some(to),
+        _ => None,
+    })
+}
+
+/// The memory target a tick's changes left a domain at, if they changed it.
+fn applied_memory(applied: &[crate::host::driver::AppliedChange], domid: u32) -> Option<u64> {
+    last_applied(applied, domid, |action| match action {
+        Action::Memory { to, .. } => Some(to),
+        _ => None,
+    })
 }
 
 fn apply_event(

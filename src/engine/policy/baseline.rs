@@ -3,7 +3,7 @@
 //! proportional share. They keep the same bounds as rex (guarantee,
 //! ceiling, pool, slush) so that only the law differs.
 
-use super::cpu::{fit_to_pool, restore_bounds, share};
+use super::cpu::{bounds_within_pool, share};
 use super::{ControlLaw, Slot};
 use crate::engine::model::{KiB, Reason};
 use crate::engine::sla::HostPolicy;
@@ -30,9 +30,7 @@ pub(super) struct Threshold;
 
 impl ControlLaw for Threshold {
     fn cpu(&self, policy: &HostPolicy, pool: u64, slots: &mut [Slot], _: u64) -> bool {
-        restore_bounds(slots);
-        let sum: u64 = slots.iter().map(|s| u64::from(s.cap.to)).sum();
-        if sum > pool && !fit_to_pool(slots, sum - pool) {
+        if !bounds_within_pool(slots, pool) {
             return false;
         }
         let step = policy.max_step_cap.max(1);
@@ -105,9 +103,7 @@ pub(super) struct Proportional;
 
 impl ControlLaw for Proportional {
     fn cpu(&self, policy: &HostPolicy, pool: u64, slots: &mut [Slot], _: u64) -> bool {
-        restore_bounds(slots);
-        let sum: u64 = slots.iter().map(|s| u64::from(s.cap.to)).sum();
-        if sum > pool && !fit_to_pool(slots, sum - pool) {
+        if !bounds_within_pool(slots, pool) {
             return false;
         }
         let held: u64 = slots

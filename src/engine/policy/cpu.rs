@@ -24,9 +24,7 @@ fn total(slots: &[Slot]) -> u64 {
 /// Decides every slot's cap. Returns false when the guarantees alone exceed
 /// the pool (each domain is then held at its guarantee).
 pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bool {
-    restore_bounds(slots);
-    let sum = total(slots);
-    let fits = sum <= pool || fit_to_pool(slots, sum - pool);
+    let fits = bounds_within_pool(slots, pool);
     if fits {
         let mut free = pool.saturating_sub(total(slots));
         let claims = super::classes::claims(policy, slots, tick);
@@ -170,8 +168,16 @@ pub(super) fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) 
     }
 }
 
+/// Restores every bound, then fits the caps to `pool`. False when the
+/// guarantees alone exceed it (each domain is then held at its guarantee).
+pub(super) fn bounds_within_pool(slots: &mut [Slot], pool: u64) -> bool {
+    restore_bounds(slots);
+    let sum = total(slots);
+    sum <= pool || fit_to_pool(slots, sum - pool)
+}
+
 /// Bounds first, at once, whatever the cooldown, step or deadband.
-pub(super) fn restore_bounds(slots: &mut [Slot]) {
+fn restore_bounds(slots: &mut [Slot]) {
     for slot in slots.iter_mut() {
         let ceiling = slot.policy.cap_ceiling();
         let guaranteed = slot.policy.guaranteed_cap();
@@ -192,7 +198,7 @@ pub(super) fn restore_bounds(slots: &mut [Slot]) {
 /// Takes `excess` back from domains above their guarantee, domains without
 /// an SLA first, then least priority and least busy. Returns whether it all
 /// fitted.
-pub(super) fn fit_to_pool(slots: &mut [Slot], excess: u64) -> bool {
+fn fit_to_pool(slots: &mut [Slot], excess: u64) -> bool {
     let mut above: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].cap.to > slots[i].policy.guaranteed_cap())
         .collect();
