@@ -222,3 +222,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_busy_guest_claiming_an_absurd_response_time_takes_nothing_from_others() {
+    // `liar` is busy (it uses its whole cap) and writes 99999999999 ms: a
+    // clamped figure would read as a one-hour miss and preempt `batch`.
+    let text = r#"
+name = "liar"
+seed = 3
+guest_pcpus = 1
+host_memory = "1024M"
+dom0_memory = "512M"
+duration = 40
+measure_from = 0
+repetitions = 1
+headroom = 0
+domains = [ "name=liar,sla_ms=900,cap=20,cap_min=20,cap_max=80,mem_min=64M,mem_max=128M,memory=64M,priority=2",
+            "name=batch,cap=10,cap_min=10,cap_max=80,mem_min=64M,mem_max=128M,memory=64M" ]
+vms = [ "name=liar,cap=20,memory=64M,maxmem=128M,clients=4,think_ms=0,demand_ms=50,working_set=40M",
+        "name=batch,cap=60,memory=64M,maxmem=128M,clients=4,think_ms=0,demand_ms=50,working_set=40M" ]
+events = [ "at=5,vm=liar,guest_response=99999999999" ]
+"#;
+    let s = Scenario::parse("liar.cfg", text).unwrap();
+    let rex = run(&s, Law::Rex, None).unwrap();
+    let batch: Vec<u32> = rex
+        .timeline
+        .iter()
+        .filter(|p| p.vm == "batch" && p.t_s > 5.0)
+        .map(|p| p.cap)
+        .collect();
+    assert!(batch.iter().all(|&c| c == 60), "batch preempted: {batch:?}");
+}

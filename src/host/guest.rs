@@ -22,12 +22,14 @@ pub const RESPONSE_MS_KEY: &str = "data/rex/response_ms";
 /// means honestly.
 pub const MAX_VALUE_LEN: usize = 32;
 
-/// No response time above one hour is believed.
-pub const MAX_RESPONSE_MS: f64 = 3_600_000.0;
+/// No response time above one hour is believed (the engine's own bound).
+pub use crate::engine::monitor::MAX_RESPONSE_MS;
 
 /// Parses the three guest-published values of one domain and clamps them:
 /// total ≤ `mem_max_kb`, free ≤ total (or ≤ `mem_max_kb` when total is
-/// missing), response ≤ [`MAX_RESPONSE_MS`]. `None` in means not published.
+/// missing). A response above [`MAX_RESPONSE_MS`] is dropped, not clamped:
+/// clamped, it would read as a real (one-hour) SLA miss and win CPU from
+/// other domains. `None` in means not published.
 pub fn parse_report(
     mem_free: Option<&[u8]>,
     mem_total: Option<&[u8]>,
@@ -41,13 +43,12 @@ pub fn parse_report(
     let mem_free_kb = mem_free
         .and_then(|raw| parse_kib(MEMINFO_FREE_KEY, raw))
         .map(|free| clamp_logged(MEMINFO_FREE_KEY, free, free_bound));
-    let response_ms = response_ms.and_then(parse_response_ms).map(|ms| {
-        if ms > MAX_RESPONSE_MS {
-            log::debug!("{RESPONSE_MS_KEY}: {ms} ms clamped to {MAX_RESPONSE_MS}");
-            MAX_RESPONSE_MS
-        } else {
-            ms
+    let response_ms = response_ms.and_then(parse_response_ms).filter(|&ms| {
+        let believed = ms <= MAX_RESPONSE_MS;
+        if !believed {
+            log::debug!("{RESPONSE_MS_KEY}: {ms} ms is above {MAX_RESPONSE_MS}: ignored");
         }
+        believed
     });
     GuestReport {
         mem_free_kb,
@@ -248,8 +249,9 @@ mod tests {
     }
 
     #[test]
-    fn response_is_clamped_to_one_hour() {
-        assert_eq!(response(b"99999999999.5"), Some(MAX_RESPONSE_MS));
+    fn a_response_above_one_hour_is_dropped_not_clamped() {
+        assert_eq!(response(b"99999999999.5"), None);
+        assert_eq!(response(b"3600000.1"), None);
         assert_eq!(response(b"3599999.9"), Some(3_599_999.9));
     }
 
