@@ -18,6 +18,16 @@ fn suite(name: &str) -> Scenario {
         .unwrap_or_else(|| panic!("no scenario {name}"))
 }
 
+/// `vm`'s cap at every point of the first run's timeline whose time (s)
+/// satisfies `when`.
+fn caps(run: &RunResult, vm: &str, when: impl Fn(f64) -> bool) -> Vec<u32> {
+    run.timeline
+        .iter()
+        .filter(|p| p.vm == vm && when(p.t_s))
+        .map(|p| p.cap)
+        .collect()
+}
+
 fn mean_ms(run: &RunResult, vm: &str) -> f64 {
     let means = &run.vm(vm).unwrap().run_means_ms;
     means.iter().sum::<f64>() / means.len() as f64
@@ -67,12 +77,7 @@ fn paper_scenario_vm2_meets_its_sla_and_light_vms_stay_within_a_fifth_of_static(
         );
     }
     // Enough, not more: vm2 is not held far above what its SLA needs.
-    let late: Vec<u32> = rex
-        .timeline
-        .iter()
-        .filter(|p| p.vm == "vm2" && p.t_s > 60.0)
-        .map(|p| p.cap)
-        .collect();
+    let late: Vec<u32> = caps(&rex, "vm2", |t| t > 60.0);
     let mean_cap = late.iter().sum::<u32>() as f64 / late.len() as f64;
     assert!(mean_cap < 60.0, "vm2 held at {mean_cap:.0}% on average");
 }
@@ -84,13 +89,8 @@ fn a_host_with_slack_leaves_light_domains_alone() {
     let s = suite("slack-2x8");
     let rex = run(&s, Law::Rex, None).unwrap();
     for vm in ["vm3", "vm4", "vm5", "vm6", "vm7", "vm8"] {
-        let caps: Vec<u32> = rex
-            .timeline
-            .iter()
-            .filter(|p| p.vm == vm && p.t_s < 55.0)
-            .map(|p| p.cap)
-            .collect();
-        assert!(caps.iter().all(|&c| c == 20), "{vm}: caps {caps:?}");
+        let light = caps(&rex, vm, |t| t < 55.0);
+        assert!(light.iter().all(|&c| c == 20), "{vm}: caps {light:?}");
     }
 }
 
@@ -245,11 +245,6 @@ events = [ "at=5,vm=liar,guest_response=99999999999" ]
 "#;
     let s = Scenario::parse("liar.cfg", text).unwrap();
     let rex = run(&s, Law::Rex, None).unwrap();
-    let batch: Vec<u32> = rex
-        .timeline
-        .iter()
-        .filter(|p| p.vm == "batch" && p.t_s > 5.0)
-        .map(|p| p.cap)
-        .collect();
+    let batch: Vec<u32> = caps(&rex, "batch", |t| t > 5.0);
     assert!(batch.iter().all(|&c| c == 60), "batch preempted: {batch:?}");
 }

@@ -3,7 +3,7 @@
 //! proportional share. They keep the same bounds as rex (guarantee,
 //! ceiling, pool, slush) so that only the law differs.
 
-use super::cpu::{bounds_within_pool, share};
+use super::cpu::{bounds_within_pool, share, total};
 use super::{ControlLaw, Slot};
 use crate::engine::model::{KiB, Reason};
 use crate::engine::sla::HostPolicy;
@@ -43,8 +43,7 @@ impl ControlLaw for Threshold {
                 slot.cap.set(to, Reason::Idle { usage_pct });
             }
         }
-        let used: u64 = slots.iter().map(|s| u64::from(s.cap.to)).sum();
-        let mut free = pool.saturating_sub(used);
+        let mut free = pool.saturating_sub(total(slots));
         for slot in slots.iter_mut().filter(|s| ready(s)) {
             let usage_pct = usage_of_cap(slot);
             let room = slot.policy.cap_ceiling().saturating_sub(slot.cap.to);

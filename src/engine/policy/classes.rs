@@ -151,10 +151,15 @@ pub(super) fn usage_of_cap(slot: &Slot) -> f64 {
 /// A domain gives CPU back only when its response is at most this fraction
 /// of its aim: between it and the SLA nothing moves, so a steady load does
 /// not take and give back in turn.
-pub(super) const GIVE_BACK_BELOW: f64 = 0.85;
+const GIVE_BACK_BELOW: f64 = 0.85;
+
+/// Whether the domain uses at most `idle` of its cap.
+pub(super) fn is_idle(policy: &HostPolicy, slot: &Slot) -> bool {
+    usage_of_cap(slot) <= policy.idle_pct
+}
 
 /// The response time rex aims for, ms.
-fn aim_ms(policy: &HostPolicy, sla_ms: f64) -> f64 {
+pub(super) fn aim_ms(policy: &HostPolicy, sla_ms: f64) -> f64 {
     sla_ms * policy.sla_target_pct / 100.0
 }
 
@@ -179,11 +184,11 @@ pub(super) fn cap_kept(cap: u32, response_ms: f64, aim_ms: f64) -> u32 {
 }
 
 /// Cap points a domain answering `ratio` × its aim asks for: proportional to
-/// the error (half of it, as a fraction of the cap), more the longer the
-/// miss lasts, within [deadband, max_step].
+/// the error (the cap times how far the response is above the aim), more
+/// the longer the miss lasts, within [deadband, max_step].
 fn step_for_error(policy: &HostPolicy, cap: u32, ratio: f64, streak: u32) -> u32 {
     let escalation = f64::from(streak.saturating_sub(1).min(3) + 1);
-    let raw = f64::from(cap) * 1.0 * (ratio - 1.0).max(0.0) * escalation;
+    let raw = f64::from(cap) * (ratio - 1.0).max(0.0) * escalation;
     let max = policy.max_step_cap.max(1);
     // `as` saturates and maps NaN to 0.
     (raw.ceil() as u32).clamp(policy.deadband_cap.max(1).min(max), max)
@@ -203,6 +208,7 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             (Some(sla), Some(r)) => r <= aim_ms(policy, sla) * GIVE_BACK_BELOW,
             _ => false,
         };
+        // Counts this tick: a non-zero count means clearly within now.
         slot.within_ticks = if clearly_within {
             slot.within_ticks.saturating_add(1)
         } else {
@@ -267,9 +273,7 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             // Enough, not more: an SLA domain that needs nothing now only
             // holds what nobody else wants of the pool. (One that reports
             // no response but is saturated counts as saturated, below.)
-            Some(_) | None
-                if slot.policy.sla_ms.is_some() && (response.is_some() || !saturated) =>
-            {
+            _ if slot.policy.sla_ms.is_some() && (response.is_some() || !saturated) => {
                 if !grows || !policy.headroom {
                     continue;
                 }
@@ -313,7 +317,7 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
         if slot.cap.forced || !slot.usage.has_cpu_sample || cap <= guaranteed {
             continue;
         }
-        let idle = usage_of_cap(slot) <= policy.idle_pct;
+        let idle = is_idle(policy, slot);
         let mut floors = [None; Donor::TIERS];
         if idle && slot.policy.sla_ms.is_some() {
             // What an idle SLA domain holds above its guarantee is headroom.

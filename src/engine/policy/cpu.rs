@@ -1,7 +1,7 @@
 //! CPU: scheduler caps of the managed domains within the host's pool, by
 //! rex's SLA-first law (the rules are in the module doc of `policy`).
 
-use super::classes::{Claim, Class, Donor};
+use super::classes::{aim_ms, cap_kept, is_idle, Claim, Class, Donor};
 use super::trend::Direction;
 use super::Slot;
 use crate::engine::model::{HostInfo, Reason};
@@ -17,7 +17,8 @@ pub fn pool(host: &HostInfo, policy: &HostPolicy, unmanaged_caps: u64) -> u64 {
         .saturating_sub(unmanaged_caps)
 }
 
-fn total(slots: &[Slot]) -> u64 {
+/// Σ of the caps decided so far.
+pub(super) fn total(slots: &[Slot]) -> u64 {
     slots.iter().map(|s| u64::from(s.cap.to)).sum()
 }
 
@@ -28,8 +29,8 @@ pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bo
     if fits {
         let mut free = pool.saturating_sub(total(slots));
         let claims = super::classes::claims(policy, slots, tick);
-        let mut donors = super::classes::donors(policy, slots);
-        serve(policy, slots, &claims, &mut donors, &mut free);
+        let donors = super::classes::donors(policy, slots);
+        serve(policy, slots, &claims, &donors, &mut free);
         if !claims.iter().any(|c| c.class == Class::Missing) {
             give_back(policy, slots, tick);
         }
@@ -71,24 +72,23 @@ fn record_loans(slots: &mut [Slot]) {
 /// would stay taken, and their latency with it.
 fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     let deadband = policy.deadband_cap.max(1);
-    let mut givers: Vec<(usize, f64)> = (0..slots.len())
+    let mut givers: Vec<(usize, f64, f64)> = (0..slots.len())
         .filter_map(|i| {
             let slot = &slots[i];
             let (sla, r) = (slot.policy.sla_ms?, slot.usage.report.response_ms?);
-            let aim = sla * policy.sla_target_pct / 100.0;
             let unchanged = slot.cap.reason.is_none() && slot.usage.has_cpu_sample;
             let settled = slot
                 .cap_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks);
-            // Good news must last: clearly within the aim for a cooldown.
-            let clearly_within = r <= aim * super::classes::GIVE_BACK_BELOW
-                && slot.within_ticks > policy.cooldown_ticks;
+            // Good news must last: clearly within the aim (this tick
+            // included) for longer than a cooldown.
+            let lasting = slot.within_ticks > policy.cooldown_ticks;
             let above = slot.cap.to > slot.policy.guaranteed_cap();
-            (unchanged && settled && clearly_within && above).then_some((i, r / aim))
+            (unchanged && settled && lasting && above).then(|| (i, r, aim_ms(policy, sla)))
         })
         .collect();
-    givers.sort_by(|a, b| a.1.total_cmp(&b.1));
-    for (giver, ratio) in givers {
+    givers.sort_by(|a, b| (a.1 / a.2).total_cmp(&(b.1 / b.2)));
+    for (giver, response_ms, aim) in givers {
         let owed: Vec<u64> = slots
             .iter()
             .enumerate()
@@ -97,8 +97,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
                     return 0;
                 }
                 // A busy lender claims for itself; an idle one never would.
-                let unchanged =
-                    s.cap.reason.is_none() && super::classes::usage_of_cap(s) <= policy.idle_pct;
+                let unchanged = s.cap.reason.is_none() && is_idle(policy, s);
                 let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
                 if unchanged {
                     u64::from(s.lent.min(room))
@@ -113,7 +112,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         }
         let slot = &slots[giver];
         let cap = slot.cap.to;
-        let kept = super::classes::cap_kept(cap, ratio * 100.0, 100.0)
+        let kept = cap_kept(cap, response_ms, aim)
             .max(slot.policy.guaranteed_cap())
             .max(slot.missed_at_cap + (slot.missed_at_cap / 10).max(deadband));
         let give = u64::from((cap - kept.min(cap)).min(policy.max_step_cap.max(1))).min(owed_total);
@@ -121,7 +120,8 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
             continue;
         }
         let name = slot.usage.name.clone();
-        let gets = fill_level(give, &owed);
+        // The largest debts first, leaving what is still owed level.
+        let gets = level_drain(give, &owed);
         let mut to_names = Vec::new();
         for (i, got) in gets.into_iter().enumerate() {
             if got > 0 {
@@ -132,9 +132,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
                 to_names.push(lender.usage.name.clone());
             }
         }
-        let slot = &mut slots[giver];
-        let response_ms = slot.usage.report.response_ms.unwrap_or(0.0);
-        slot.cap.set(
+        slots[giver].cap.set(
             cap - give as u32,
             Reason::Returned {
                 response_ms,
@@ -144,15 +142,9 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     }
 }
 
-/// Splits `amount` among claims of at most `owed` each, the largest claims
-/// first, leaving what is still owed as level as possible.
-fn fill_level(amount: u64, owed: &[u64]) -> Vec<u64> {
-    level_drain(amount, owed)
-}
-
 /// Changes made to follow load (not to restore a bound) start a trend; a
 /// reversal then waits for the cooldown.
-pub(super) fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
+fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     for slot in slots.iter_mut() {
         let current = slot.usage.sched.cap;
         if slot.cap.forced || slot.cap.to == current {
@@ -237,7 +229,7 @@ fn serve(
     policy: &HostPolicy,
     slots: &mut [Slot],
     claims: &[Claim],
-    donors: &mut [Donor],
+    donors: &[Donor],
     free: &mut u64,
 ) {
     let deadband = policy.deadband_cap.max(1);
@@ -303,7 +295,7 @@ fn serve(
 fn preempt(
     (max_step, deadband): (u32, u32),
     slots: &mut [Slot],
-    donors: &mut [Donor],
+    donors: &[Donor],
     claim: &Claim,
     need: u32,
     from: &mut Vec<String>,
@@ -366,7 +358,6 @@ fn even_out_headroom(
 ) -> u32 {
     let deadband = policy.deadband_cap.max(1);
     let above = |s: &Slot| s.cap.to.saturating_sub(s.policy.guaranteed_cap());
-    let idle = |s: &Slot| super::classes::usage_of_cap(s) <= policy.idle_pct;
     let mine = above(&slots[claim.slot]);
     let Some(donor) = (0..slots.len())
         .filter(|&i| {
@@ -376,7 +367,7 @@ fn even_out_headroom(
                 && !s.cap.forced
                 && s.cap.reason.is_none()
                 && s.usage.has_cpu_sample
-                && idle(s)
+                && is_idle(policy, s)
         })
         .max_by_key(|&i| (above(&slots[i]), std::cmp::Reverse(slots[i].usage.domid)))
     else {
