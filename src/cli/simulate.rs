@@ -369,7 +369,7 @@ fn print_suite_summary(summary: &[(String, Vec<RunResult>)]) -> std::io::Result<
 }
 
 /// SLA domains with more violation seconds under rex than under static.
-pub fn worse_than_static(runs: &[RunResult]) -> Vec<String> {
+fn worse_than_static(runs: &[RunResult]) -> Vec<String> {
     let (Some(rex), Some(stat)) = (
         runs.iter().find(|r| r.law == Law::Rex),
         runs.iter().find(|r| r.law == Law::Static),
