@@ -49,14 +49,14 @@ fn over_commit_both_sla_domains_meet_their_sla_and_no_worse_than_static() {
         assert!(rv <= sv, "{vm}: {rv} violation s under rex, {sv} static");
     }
     // The batch domain had the pool while they were idle, and was cut back
-    // to its guarantee (10) for them once they missed their SLA.
+    // to its guarantee (10, or within a deadband of it) once they needed it.
     let batch: Vec<_> = rex.timeline.iter().filter(|p| p.vm == "batch").collect();
     assert!(
         batch.iter().any(|p| p.t_s < 30.0 && p.cap > 20),
         "batch never grew"
     );
     assert!(
-        batch.iter().any(|p| p.t_s > 30.0 && p.cap == 10),
+        batch.iter().any(|p| p.t_s > 30.0 && p.cap <= 12),
         "batch was never preempted: {batch:?}"
     );
 }
@@ -245,6 +245,39 @@ events = [ "at=5,vm=liar,guest_response=99999999999" ]
 "#;
     let s = Scenario::parse("liar.cfg", text).unwrap();
     let rex = run(&s, Law::Rex, None).unwrap();
-    let batch: Vec<u32> = caps(&rex, "batch", |t| t > 5.0);
-    assert!(batch.iter().all(|&c| c == 60), "batch preempted: {batch:?}");
+    // Before the lie, `liar` (saturated near its aim) may take from batch;
+    // after it, nothing more.
+    let before = caps(&rex, "batch", |t| t <= 5.0);
+    let at_lie = *before.last().unwrap();
+    let after: Vec<u32> = caps(&rex, "batch", |t| t > 5.0);
+    assert!(
+        after.iter().all(|&c| c >= at_lie),
+        "batch preempted after the lie (it had {at_lie}): {after:?}"
+    );
+}
+
+#[test]
+fn diurnal_ramps_are_followed_without_misses_or_flapping() {
+    // Two SLA domains whose loads rise and fall half a period apart, beside
+    // a best-effort domain that always has work. Rex must see a rising
+    // load coming (a saturated domain close to its aim takes from the
+    // best-effort one before it misses), never give back a cap that was
+    // not enough, and not hand CPU around in a circle (what an idle SLA
+    // domain is given back, the best-effort one takes at the next tick).
+    let s = suite("diurnal");
+    let rex = run(&s, Law::Rex, None).unwrap();
+    let minutes = s.repetitions as f64 * rex.measured_s / 60.0;
+    let mut fewest = f64::INFINITY;
+    for law in [Law::Static, Law::Threshold, Law::Proportional] {
+        fewest = fewest.min(run(&s, law, None).unwrap().violation_s());
+    }
+    assert!(
+        rex.violation_s() <= fewest,
+        "rex {} violation s, best baseline {fewest}",
+        rex.violation_s()
+    );
+    for vm in ["shop", "crm"] {
+        let per_min = rex.vm(vm).unwrap().reversals as f64 / minutes;
+        assert!(per_min <= 2.0, "{vm}: {per_min:.1} reversals a minute");
+    }
 }

@@ -6,7 +6,7 @@
 //! reserve_cpu = 0                  # % of one pCPU never handed out
 //! reserve_memory = "64M"
 //! slush = "32M"                    # host free memory never to go below
-//! sla_target = 80                  # % of each SLA rex aims for (10..=100)
+//! sla_target = 85                  # % of each SLA rex aims for (10..=100)
 //! headroom = 1                     # 0: leave the free pool unallocated
 //! domains = [ "name=vm2,sla_ms=900,cap_min=20,cap_max=80,mem_min=64M,mem_max=128M" ]
 //! decomposition = [ "domain=vm2,load=40,cap=20,memory=64M" ]

@@ -145,7 +145,7 @@ impl Default for HostPolicy {
             cooldown_ticks: 3,
             smoothing: 0.5,
             mem_pressure_free_pct: 10.0,
-            sla_target_pct: 80.0,
+            sla_target_pct: 85.0,
             headroom: true,
         }
     }

@@ -13,12 +13,19 @@ use crate::engine::sla::HostPolicy;
 pub(crate) enum Class {
     /// An SLA domain whose guest reports a response above its SLA.
     Missing,
-    /// An SLA domain within its SLA but above the aim, using its CPU.
+    /// An SLA domain within its SLA but above the aim two ticks in a row,
+    /// using its CPU.
     Near,
+    /// A saturated SLA domain within its aim but close to it (above the
+    /// line below which it would give CPU back): a rising load should not
+    /// wait for a miss, so it takes from the pool before best-effort
+    /// domains do — but only from the pool and the headroom idle domains
+    /// hold.
+    Approaching,
     /// A saturated domain with no SLA figure to go by (no SLA, or a guest
     /// that reports no response time).
     Saturated,
-    /// A saturated SLA domain at or below its aim: enough, not more — it
+    /// A saturated SLA domain well within its aim: enough, not more — it
     /// grows only from what is left in the pool (and the headroom idle
     /// domains hold of it).
     Comfortable,
@@ -64,7 +71,7 @@ impl Claim {
                 aim_ms: self.aim_ms,
                 from,
             },
-            Class::Saturated | Class::Comfortable => Reason::Saturated {
+            Class::Approaching | Class::Saturated | Class::Comfortable => Reason::Saturated {
                 usage_pct: self.usage_pct,
             },
             Class::Headroom => Reason::Headroom,
@@ -109,10 +116,14 @@ impl Donor {
             // What idle domains hold as headroom is the pool's.
             return tier == Self::HEADROOM;
         }
-        if claim.class == Class::Near && tier == Self::BEST_EFFORT {
+        if matches!(claim.class, Class::Near | Class::Approaching) && tier == Self::BEST_EFFORT {
             // SLA domains are served before best-effort ones: one near its
-            // SLA need not wait for a miss to take from them.
+            // SLA, or saturated close to its aim, need not wait for a miss to
+            // take from them.
             return true;
+        }
+        if claim.class == Class::Approaching {
+            return tier == Self::HEADROOM;
         }
         if claim.class != Class::Missing {
             // Reclaim on demand: headroom, and what an idle best-effort
@@ -226,13 +237,22 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
         } else {
             0
         };
-        if missing {
-            slot.missed_at_cap = slot.missed_at_cap.max(slot.usage.sched.cap);
+        let above_aim = match (slot.policy.sla_ms, response) {
+            (Some(sla), Some(r)) => r > aim_ms(policy, sla) && !idle && slot.usage.has_cpu_sample,
+            _ => false,
+        };
+        if above_aim {
+            // This cap was not enough for the aim: giving back to it would
+            // bring the same response back.
+            let cap = slot.usage.sched.cap;
+            let deadband = policy.deadband_cap.max(1);
+            let margin = if missing { (cap / 10).max(deadband) } else { deadband };
+            slot.give_back_floor = slot.give_back_floor.max(cap.saturating_add(margin));
         } else if idle {
             // The load fell: what it needed before says nothing now. (A
             // low response right after a raise does not say so: it is the
             // raise working.)
-            slot.missed_at_cap = 0;
+            slot.give_back_floor = 0;
         }
         if slot.cap.forced || !slot.usage.has_cpu_sample || !slot.can_grow() {
             slot.last_response_ms = response;
@@ -260,15 +280,19 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
                 if slot.policy.sla_ms.is_some()
                     && r > aim
                     && previous.is_some_and(|p| p > aim)
-                    && !idle
-                    && grows =>
+                    && !idle =>
             {
                 let want = step_for_error(policy, cap, r / aim, 1);
                 (Class::Near, want, want)
             }
             Some(_) if slot.policy.sla_ms.is_some() && saturated && grows => {
                 let want = policy.max_step_cap.max(1);
-                (Class::Comfortable, want, want)
+                let class = if clearly_within {
+                    Class::Comfortable
+                } else {
+                    Class::Approaching
+                };
+                (class, want, want)
             }
             // Enough, not more: an SLA domain that needs nothing now only
             // holds what nobody else wants of the pool. (One that reports

@@ -77,9 +77,13 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
             let slot = &slots[i];
             let (sla, r) = (slot.policy.sla_ms?, slot.usage.report.response_ms?);
             let unchanged = slot.cap.reason.is_none() && slot.usage.has_cpu_sample;
+            // The last change must have had a cooldown to show its effect.
             let settled = slot
                 .cap_trend
-                .allows(Direction::Down, tick, policy.cooldown_ticks);
+                .allows(Direction::Down, tick, policy.cooldown_ticks)
+                && !slot
+                    .cap_trend
+                    .changed_after(tick.saturating_sub(u64::from(policy.cooldown_ticks)));
             // Good news must last: clearly within the aim (this tick
             // included) for longer than a cooldown.
             let lasting = slot.within_ticks > policy.cooldown_ticks;
@@ -97,7 +101,10 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
                     return 0;
                 }
                 // A busy lender claims for itself; an idle one never would.
-                let unchanged = s.cap.reason.is_none() && is_idle(policy, s);
+                // What an idle SLA domain holds above its guarantee is
+                // headroom that any claim takes back: it is owed nothing.
+                let unchanged =
+                    s.cap.reason.is_none() && is_idle(policy, s) && s.policy.sla_ms.is_none();
                 let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
                 if unchanged {
                     u64::from(s.lent.min(room))
@@ -114,8 +121,15 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         let cap = slot.cap.to;
         let kept = cap_kept(cap, response_ms, aim)
             .max(slot.policy.guaranteed_cap())
-            .max(slot.missed_at_cap + (slot.missed_at_cap / 10).max(deadband));
-        let give = u64::from((cap - kept.min(cap)).min(policy.max_step_cap.max(1))).min(owed_total);
+            .max(slot.give_back_floor);
+        // Near the knee of a closed loop a few points move the response a
+        // lot: within sight of the aim, give back a deadband at a time.
+        let step = if response_ms > aim / 2.0 {
+            deadband
+        } else {
+            policy.max_step_cap.max(1)
+        };
+        let give = u64::from((cap - kept.min(cap)).min(step)).min(owed_total);
         if give < u64::from(deadband) {
             continue;
         }
@@ -221,9 +235,11 @@ fn fit_to_pool(slots: &mut [Slot], excess: u64) -> bool {
 }
 
 /// Serves the claims in class order: a domain missing its SLA takes from
-/// the pool, then from donors tier by tier; near-SLA and saturated domains
-/// from the pool, then gradually from idle best-effort domains; comfortable
-/// ones only from the pool. While a domain misses its SLA, only other
+/// the pool, then from donors tier by tier; near-SLA domains from the pool,
+/// headroom and best-effort domains; approaching ones from the pool,
+/// headroom and (gradually) busy best-effort domains; saturated ones from
+/// the pool, headroom and what idle best-effort domains do not use;
+/// comfortable ones only from the pool and headroom. While a domain misses its SLA, only other
 /// missing domains grow.
 fn serve(
     policy: &HostPolicy,
@@ -320,7 +336,11 @@ fn preempt(
         // SLA domains of lower priority give gradually: what a miss in the
         // middle of a load step asks for overstates what the taker needs
         // once its queue has drained.
-        let limit = if tier == Donor::LOWER_PRIORITY {
+        // Likewise best-effort domains to a domain that is only approaching
+        // its aim: it may not need all of a step.
+        let gradual_tier = tier == Donor::LOWER_PRIORITY
+            || (tier == Donor::BEST_EFFORT && claim.class == Class::Approaching);
+        let limit = if gradual_tier {
             (need - taken).min(gradual)
         } else {
             need - taken

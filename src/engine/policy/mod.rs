@@ -15,24 +15,29 @@
 //!    untrusted: an idle domain cannot be helped by CPU, and a guest that
 //!    merely writes a big number gains nothing); furthest off first;
 //! 2. *near*: an SLA domain within its SLA but above the aim
-//!    (`sla_target`, 80% of the SLA by default) while it uses its CPU;
-//! 3. *saturated*: a domain using ≥ `saturation` of its cap with no SLA
+//!    (`sla_target`, 85% of the SLA by default) for two ticks in a row
+//!    while it uses its CPU (not held back by the cooldown: a give-back
+//!    that proved too much is undone at once);
+//! 3. *approaching*: a saturated SLA domain at or below its aim but above
+//!    the line below which it would give back (85% of the aim): a rising
+//!    load, seen before it misses;
+//! 4. *saturated*: a domain using ≥ `saturation` of its cap with no SLA
 //!    figure to go by (no SLA, or no response reported);
-//! 4. *comfortable*: a saturated SLA domain at or below its aim. Enough,
+//! 5. *comfortable*: a saturated SLA domain well within its aim. Enough,
 //!    not more: it grows only from the pool (and the headroom idle domains
 //!    hold of it);
-//! 5. *headroom*: any other SLA domain gets what is left of the pool, held
+//! 6. *headroom*: any other SLA domain gets what is left of the pool, held
 //!    against its next load step (`headroom = 0` leaves the pool
 //!    unallocated). Whatever an idle SLA domain holds above its guarantee
 //!    counts as headroom: idle SLA domains even it out among themselves
 //!    (halving the difference), and whoever wants CPU takes it from idle
 //!    holders first.
 //!
-//! Near, saturated and comfortable domains take from the pool and from
-//! headroom; near and saturated ones also from what idle best-effort
-//! domains do not use, and near ones from busy best-effort domains too
-//! (SLA domains are served first: one near its SLA need not wait for a
-//! miss). Steps are proportional to the error
+//! Near, approaching, saturated and comfortable domains take from the pool
+//! and from headroom; near and saturated ones also from what idle
+//! best-effort domains do not use; near ones from busy best-effort domains
+//! too, and approaching ones gradually (a quarter step a tick): SLA domains
+//! are served first, and need not wait for a miss. Steps are proportional to the error
 //! (the cap times how far the response is above the aim), within
 //! [`deadband_cap`, `max_step_cap`].
 //!
@@ -58,10 +63,14 @@
 //! **Loans.** What preemption took (other than headroom) is lent. An SLA
 //! domain whose response has stayed at most 85% of its aim for longer than
 //! the cooldown gives it back to the lenders that are idle (a busy lender
-//! claims for itself), down to the cap it is
-//! estimated to keep its aim with and never to within 10% of a cap at which
-//! it missed its SLA since it was last idle. Bad news counts at once, good
-//! news must last.
+//! claims for itself; an idle SLA lender is owed nothing, since what it
+//! holds above its guarantee is headroom anyone may take), down to the cap
+//! it is estimated to keep its aim with, and never below a cap that proved
+//! not enough since it was last idle: a tenth above one at which it missed
+//! its SLA, a deadband above one at which it was near it. Within sight of
+//! the aim (a response above half of it) it gives back a deadband at a
+//! time, and after any change it waits a cooldown to see its effect. Bad
+//! news counts at once, good news must last.
 //!
 //! **Bounds first**, at once, whatever the cooldown, step or deadband: an
 //! uncapped domain, or one below its guarantee, is set to its guarantee;
@@ -180,7 +189,7 @@ struct Remembered {
     last_response_ms: Option<f64>,
     within_ticks: u32,
     lent: u32,
-    missed_at_cap: u32,
+    give_back_floor: u32,
     headroom: u32,
 }
 
@@ -222,9 +231,11 @@ pub(super) struct Slot<'a> {
     pub within_ticks: u32,
     /// Cap points taken from this domain by preemption, not yet given back.
     pub lent: u32,
-    /// The highest cap at which the domain was seen missing its SLA since it
-    /// was last idle: it never gives back to that cap.
-    pub missed_at_cap: u32,
+    /// The cap it never gives back below until it is next idle: above the
+    /// highest cap at which it was seen answering above its aim (a tenth
+    /// above one where it missed its SLA, a deadband above one where it was
+    /// only near it).
+    pub give_back_floor: u32,
     /// Cap points of the pool this domain holds as headroom.
     pub headroom: u32,
     /// Carried over to the next tick's memory of this domain.
@@ -395,7 +406,7 @@ impl Policy {
                     last_response_ms: None,
                     within_ticks: 0,
                     lent: 0,
-                    missed_at_cap: 0,
+                    give_back_floor: 0,
                     headroom: 0,
                 });
             slots.push(Slot {
@@ -409,7 +420,7 @@ impl Policy {
                 last_response_ms: remembered.last_response_ms,
                 within_ticks: remembered.within_ticks,
                 lent: remembered.lent,
-                missed_at_cap: remembered.missed_at_cap,
+                give_back_floor: remembered.give_back_floor,
                 headroom: remembered.headroom,
                 remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
@@ -451,7 +462,7 @@ impl Policy {
                 last_response_ms: slot.last_response_ms,
                 within_ticks: slot.within_ticks,
                 lent: slot.lent,
-                missed_at_cap: slot.missed_at_cap,
+                give_back_floor: slot.give_back_floor,
                 headroom: slot.headroom,
             })
             .collect();

@@ -619,3 +619,86 @@ fn memory_goes_first_to_a_domain_missing_its_sla() {
         .collect();
     assert_eq!(grown, ["web"], "{plan:?}");
 }
+
+/// Runs `ticks` ticks with `web` (domain 0) reporting `response_ms`.
+fn run_reporting(sim: &mut Loop, response_ms: f64, ticks: usize) {
+    for _ in 0..ticks {
+        sim.domains[0].report.response_ms = Some(response_ms);
+        sim.tick();
+    }
+}
+
+fn best_effort(name: &str) -> DomainPolicy {
+    DomainPolicy {
+        sla_ms: None,
+        ..managed(name, 20)
+    }
+}
+
+#[test]
+fn a_cap_that_was_only_near_enough_is_not_given_back_to() {
+    // web (SLA 900 ms, aim 765) and a best-effort domain that first fills
+    // the pool, lends to web, then goes idle.
+    let mut sim = Loop::new(
+        config_without_headroom(vec![managed("web", 20), best_effort("batch")]),
+        &["web", "batch"],
+    );
+    sim.demand = vec![5.0, 90.0];
+    run_reporting(&mut sim, 100.0, 8);
+    sim.demand[0] = 100.0;
+    assert_eq!(sim.cap(1), 80, "batch fills the pool");
+    // Near its SLA (800 ms > 765, not a miss) for a few ticks: web takes
+    // from batch.
+    let mut near_caps = Vec::new();
+    for _ in 0..4 {
+        near_caps.push(sim.cap(0));
+        run_reporting(&mut sim, 800.0, 1);
+    }
+    let near_at = *near_caps.last().unwrap();
+    assert!(sim.cap(0) > near_at, "web not raised: {near_caps:?}");
+    // batch goes idle and web answers well within its aim for long: it
+    // gives back what it took, but never to a cap it was near its SLA at.
+    sim.demand[1] = 2.0;
+    for _ in 0..40 {
+        run_reporting(&mut sim, 300.0, 1);
+        assert!(
+            sim.cap(0) > near_at,
+            "web gave back to {} (near its SLA at {near_at})",
+            sim.cap(0)
+        );
+    }
+}
+
+#[test]
+fn a_saturated_domain_close_to_its_aim_takes_from_busy_best_effort_before_it_misses() {
+    let mut sim = Loop::new(
+        config_without_headroom(vec![managed("web", 20), best_effort("batch")]),
+        &["web", "batch"],
+    );
+    sim.demand = vec![5.0, 90.0];
+    run_reporting(&mut sim, 100.0, 8);
+    sim.demand[0] = 100.0;
+    assert_eq!((sim.cap(0), sim.cap(1)), (20, 80));
+    // 700 ms: within the aim (765) but above the line below which web
+    // would give back (650): a rising load, not yet a miss.
+    let before = sim.history.len();
+    run_reporting(&mut sim, 700.0, 6);
+    assert!(sim.cap(0) > 20, "web stayed at 20");
+    assert!(sim.cap(1) >= 20, "batch below its guarantee");
+    assert!(sim.history[before..].iter().any(|(_, c)| c.name == "batch"
+        && matches!(&c.reason, Reason::Preempted { by } if by == "web")));
+    // Gradually: a quarter of the step (20) a tick at most.
+    let steps: Vec<u32> = sim.history[before..]
+        .iter()
+        .filter(|(_, c)| c.name == "web")
+        .filter_map(|(_, c)| match c.action {
+            Action::Cap { from, to } => Some(to - from),
+            _ => None,
+        })
+        .collect();
+    assert!(steps.iter().all(|&s| s <= 5), "steps {steps:?}");
+    // Well within its aim, it asks for nothing more from batch.
+    let held = sim.cap(0);
+    run_reporting(&mut sim, 300.0, 6);
+    assert!(sim.cap(0) <= held);
+}

@@ -37,6 +37,11 @@ impl Trend {
         matches!(self.last, Some((Direction::Up, at)) if at >= tick)
     }
 
+    /// Whether a load-driven change was made after `tick`.
+    pub fn changed_after(&self, tick: u64) -> bool {
+        matches!(self.last, Some((_, at)) if at > tick)
+    }
+
     /// Records a change made at `tick`. A change of direction leaves the
     /// domain alone for the next `cooldown` ticks.
     pub fn record(&mut self, direction: Direction, tick: u64, cooldown: u32) {
