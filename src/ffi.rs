@@ -95,6 +95,11 @@ pub unsafe extern "C" fn rex_xl_main(
         if argc < 0 || (argc > 0 && argv.is_null()) {
             return Status::Invalid;
         }
+        if argc > MAX_ARGS {
+            // Refused before argv is read or anything is allocated for it.
+            crate::eprintln_safe!("xl rex: {argc} arguments, more than the {MAX_ARGS} it takes");
+            return Status::Usage;
+        }
         // SAFETY: the caller guarantees argv holds argc C strings (checked
         // non-NULL above when argc > 0).
         let Some(args) = (unsafe { collect_args(argc, argv) }) else {
@@ -113,6 +118,10 @@ pub unsafe extern "C" fn rex_xl_main(
         xl_main(ctx, args)
     })
 }
+
+/// The most arguments `xl rex` takes: far more than its options need, and
+/// a bound on what a bad `argc` can make it allocate.
+const MAX_ARGS: c_int = 4096;
 
 /// # Safety
 /// `argv` must hold `argc` pointers, each NULL or a valid C string.
@@ -145,7 +154,7 @@ fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
         }
     };
     let report = |e: &daemon::DaemonError| {
-        eprintln!("xl rex: {}", error_chain(e));
+        crate::eprintln_safe!("xl rex: {}", error_chain(e));
         if e.status() == 2 {
             Status::Config
         } else {
@@ -260,5 +269,22 @@ mod tests {
             )
         };
         assert_eq!(rc, Status::Invalid as c_int);
+    }
+
+    #[test]
+    fn a_huge_argc_is_a_usage_error_before_argv_is_read() {
+        let mut arg0 = *b"rex\0";
+        let mut argv = [arg0.as_mut_ptr().cast::<c_char>()];
+        // SAFETY: argc above MAX_ARGS must be refused before argv is read
+        // (argv holds one entry only).
+        let rc = unsafe {
+            rex_xl_main(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                c_int::MAX,
+                argv.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, Status::Usage as c_int);
     }
 }

@@ -14,6 +14,17 @@
 //!   apart from the C ABI in [`ffi`].
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+/// `eprintln!` that cannot panic: a stderr that cannot be written to (a
+/// full disk, a closed pipe) is not worth a backtrace, and the exit status
+/// still tells.
+#[macro_export]
+macro_rules! eprintln_safe {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -21,6 +32,7 @@ pub mod display;
 pub mod engine;
 pub mod ffi;
 pub mod host;
+pub mod input;
 pub mod plot;
 pub mod simulate;
 pub mod stats;

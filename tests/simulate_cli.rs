@@ -181,3 +181,49 @@ fn policy_runs_one_law_and_rejects_unknown_names() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown policy `greedy'"));
 }
+
+/// Runs rex with stdout on `/dev/full` (every write fails with ENOSPC) or a
+/// pipe whose reader has gone (EPIPE).
+fn rex_with_failing_stdout(args: &[&str], full: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rex"));
+    cmd.args(args).stderr(std::process::Stdio::piped());
+    if full {
+        cmd.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+        cmd.output().expect("run rex")
+    } else {
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run rex");
+        drop(child.stdout.take());
+        child.wait_with_output().expect("wait for rex")
+    }
+}
+
+#[test]
+fn a_stdout_that_cannot_be_written_ends_with_one_line_not_a_panic() {
+    for full in [true, false] {
+        for args in [&["simulate"][..], &["simulate", "--json"][..]] {
+            let out = rex_with_failing_stdout(args, full);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?} full={full}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("rex simulate: stdout: "), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_scenario_that_is_not_a_regular_file_or_has_a_nul_is_refused_with_its_place() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("simulate_cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let nul = dir.join("nul.cfg");
+    std::fs::write(&nul, "name = \"x\"\nslush = \"32M\0x\"\n").unwrap();
+    let out = rex(&["simulate", nul.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nul.cfg:2: contains a NUL byte"), "{err}");
+    let out = rex(&["simulate", "/dev/zero"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("/dev/zero: not a regular file"), "{err}");
+}

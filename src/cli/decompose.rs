@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -39,11 +40,17 @@ pub struct Args {
 pub fn main(args: Args) -> ExitCode {
     match run(&args) {
         Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
+            let mut out = std::io::stdout().lock();
+            match out.write_all(output.as_bytes()).and_then(|_| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    crate::eprintln_safe!("rex decompose: stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(message) => {
-            eprintln!("rex decompose: {message}");
+            crate::eprintln_safe!("rex decompose: {message}");
             ExitCode::FAILURE
         }
     }
@@ -57,8 +64,7 @@ fn run(args: &Args) -> Result<String, String> {
             args.sla_ms
         ));
     }
-    let text =
-        std::fs::read_to_string(&args.runs).map_err(|e| format!("{}: {e}", args.runs.display()))?;
+    let text = crate::input::read_text_file(&args.runs)?;
     let mut runs = parse_runs(&args.runs, &text)?;
     if let Some(name) = &args.domain {
         check_domain_name(name).map_err(|e| format!("--domain: {e}"))?;
@@ -83,7 +89,7 @@ fn run(args: &Args) -> Result<String, String> {
             .map_or(String::new(), |n| format!("domain `{n}', "));
         for unmet in &d.unmet {
             let f = &unmet.fastest;
-            eprintln!(
+            crate::eprintln_safe!(
                 "rex decompose: warning: {who}load {}: no run met {} ms (fastest {} ms with \
                  cap={},memory={}); no row written, the policy uses the highest load that met it",
                 unmet.load,
@@ -102,7 +108,7 @@ fn run(args: &Args) -> Result<String, String> {
         }
     }
     if decomposition.iter().any(|d| d.domain.is_none()) {
-        eprintln!(
+        crate::eprintln_safe!(
             "rex decompose: warning: no `domain' column and no --domain: add domain=NAME to each \
              row before pasting"
         );

@@ -34,7 +34,7 @@ pub fn main(args: Args) -> ExitCode {
     match run(&args) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rex run: {}", error_chain(&e));
+            crate::eprintln_safe!("rex run: {}", error_chain(&e));
             ExitCode::from(e.status())
         }
     }

@@ -60,7 +60,7 @@ pub fn main(args: Args) -> ExitCode {
         match Scenario::load(path) {
             Ok(s) => scenarios.push(s),
             Err(e) => {
-                eprintln!("rex simulate: {e}");
+                crate::eprintln_safe!("rex simulate: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -70,7 +70,7 @@ pub fn main(args: Args) -> ExitCode {
             scenario.repetitions = n.max(1);
         }
         if let Err(e) = simulate::preflight(scenario) {
-            eprintln!("rex simulate: {}", crate::host::driver::error_chain(&e));
+            crate::eprintln_safe!("rex simulate: {}", crate::host::driver::error_chain(&e));
             return ExitCode::FAILURE;
         }
     }
@@ -84,7 +84,7 @@ pub fn main(args: Args) -> ExitCode {
         let runs = match run_laws(scenario, &laws, &args, !several) {
             Ok(runs) => runs,
             Err(e) => {
-                eprintln!("rex simulate: {e}");
+                crate::eprintln_safe!("rex simulate: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -101,7 +101,7 @@ pub fn main(args: Args) -> ExitCode {
                 .filter_map(|d| d.sla_ms)
                 .reduce(f64::min);
             if let Err(e) = crate::plot::write_svg(&path, &runs, sla) {
-                eprintln!("rex simulate: cannot write {}: {e}", path.display());
+                crate::eprintln_safe!("rex simulate: cannot write {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         }
@@ -111,14 +111,14 @@ pub fn main(args: Args) -> ExitCode {
             print_tables(scenario, &runs)
         };
         if let Err(e) = out {
-            eprintln!("rex simulate: {e}");
+            crate::eprintln_safe!("rex simulate: stdout: {e}");
             return ExitCode::FAILURE;
         }
         summary.push((scenario.name.clone(), runs));
     }
     if several && !args.json {
         if let Err(e) = print_suite_summary(&summary) {
-            eprintln!("rex simulate: {e}");
+            crate::eprintln_safe!("rex simulate: stdout: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -133,15 +133,18 @@ fn run_laws(
 ) -> Result<Vec<RunResult>, String> {
     let mut runs = Vec::new();
     for &law in laws {
-        let mut display = (live && !args.json && law == laws[0]).then(|| {
-            println!(
+        let mut display = None;
+        if live && !args.json && law == laws[0] {
+            writeln!(
+                std::io::stdout(),
                 "== {}: {}, repetition 1 of {} ==",
                 scenario.name,
                 law.name(),
                 scenario.repetitions
-            );
-            Display::new(Box::new(std::io::stdout()), false, args.verbose)
-        });
+            )
+            .map_err(|e| format!("stdout: {e}"))?;
+            display = Some(Display::new(Box::new(std::io::stdout()), false, args.verbose));
+        }
         let run = simulate::run(scenario, law, display.as_mut())
             .map_err(|e| crate::host::driver::error_chain(&e))?;
         runs.push(run);

@@ -151,8 +151,7 @@ impl Scenario {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+        let text = crate::input::read_text_file(path).map_err(crate::xl::cfg::CfgError)?;
         Self::parse(&path.display().to_string(), &text)
     }
 

@@ -184,6 +184,37 @@ fn ticks_on_deadlines_a_bad_reload_keeps_the_policy_and_sigterm_stops() {
 }
 
 #[test]
+fn a_reload_from_a_fifo_or_a_file_with_nul_keeps_ticking() {
+    // A FIFO without a writer used to block the reload (and the ticks, and
+    // SIGTERM) forever; a NUL inside a string made libxlutil abort.
+    let _lock = signal_lock();
+    for (name, bad) in [("fifo", None), ("nul", Some("slush = \"32M\0x\"\n"))] {
+        let path = policy_file(&format!("reload-{name}"), POLICY);
+        let args = args(path.clone(), None);
+        let config = load(&args).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        match bad {
+            None => assert!(std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()),
+            Some(text) => std::fs::write(&path, text).unwrap(),
+        }
+        let host = ScriptedHost(Script {
+            raise_on_list: vec![(2, libc::SIGHUP), (4, libc::SIGTERM)],
+            ..Script::default()
+        });
+        let out = Shared::default();
+        let stopped = run(host, config, &args, Box::new(out.clone())).unwrap();
+        assert_eq!(stopped, Stopped::Signal(libc::SIGTERM), "{name}");
+        let seen = events(&out);
+        assert!(seen.iter().any(|e| e == "reload_failed"), "{name}: {seen:?}");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
 fn a_good_reload_replaces_the_policy() {
     let _lock = signal_lock();
     let path = policy_file("reload-ok", POLICY);

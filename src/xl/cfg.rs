@@ -15,7 +15,7 @@ pub struct CfgError(pub String);
 /// A parsed config file. Values are looked up by key; lists hold strings.
 pub struct XluConfig {
     cfg: *mut sys::XLU_Config,
-    report: Box<Report>,
+    report: Report,
     filename: String,
     /// The source text, kept to find the line a key was set on (libxlutil
     /// keeps line numbers private) and to list the keys that were set.
@@ -24,43 +24,60 @@ pub struct XluConfig {
 
 /// libxlutil writes its diagnostics to a `FILE *`; this one is an in-memory
 /// stream so they can be returned as errors instead of printed.
+///
+/// glibc stores the stream's buffer pointer and length through the two
+/// pointers given to `open_memstream`, at every `fflush` and at `fclose`.
+/// They point into a heap cell of their own that no Rust reference ever
+/// covers: were they fields of `Report`, the compiler could assume that
+/// `fclose(self.file)` leaves `self.buf` unchanged (a `&mut self` is
+/// exclusive), free a stale buffer and double-free it.
 struct Report {
     file: *mut libc::FILE,
+    out: *mut MemstreamOut,
+}
+
+/// What glibc writes back for a memstream.
+#[repr(C)]
+struct MemstreamOut {
     buf: *mut c_char,
     len: libc::size_t,
 }
 
 impl Report {
-    fn new() -> Result<Box<Self>, CfgError> {
-        // Boxed so the addresses handed to open_memstream stay put.
-        let mut report = Box::new(Report {
-            file: ptr::null_mut(),
+    fn new() -> Result<Self, CfgError> {
+        let out = Box::into_raw(Box::new(MemstreamOut {
             buf: ptr::null_mut(),
             len: 0,
-        });
-        // SAFETY: open_memstream stores into the two out-pointers, which live
-        // in the box for as long as the stream (closed in Drop).
-        let file = unsafe { libc::open_memstream(&mut report.buf, &mut report.len) };
+        }));
+        // SAFETY: out is a live heap cell, reclaimed only in Drop after the
+        // stream is closed; glibc writes through these two pointers.
+        let file = unsafe { libc::open_memstream(&raw mut (*out).buf, &raw mut (*out).len) };
         if file.is_null() {
+            // SAFETY: out came from Box::into_raw and was never shared.
+            drop(unsafe { Box::from_raw(out) });
             return Err(CfgError("cannot allocate a report stream".into()));
         }
-        report.file = file;
-        Ok(report)
+        Ok(Report { file, out })
     }
 
     /// Everything written so far, then cleared.
     fn take(&mut self) -> String {
-        // SAFETY: file is a valid open memstream; fflush updates buf/len.
-        unsafe { libc::fflush(self.file) };
-        if self.buf.is_null() || self.len == 0 {
+        // SAFETY: file is a valid open memstream; fflush updates *out, read
+        // afterwards through the raw pointer (no reference is held across).
+        let (buf, len) = unsafe {
+            libc::fflush(self.file);
+            (ptr::read(&raw const (*self.out).buf), ptr::read(&raw const (*self.out).len))
+        };
+        if buf.is_null() || len == 0 {
             return String::new();
         }
-        // SAFETY: after fflush, buf points at len valid bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(self.buf as *const u8, self.len) };
+        // SAFETY: after fflush, buf points at len valid bytes, copied out
+        // before the stream is written again.
+        let bytes = unsafe { std::slice::from_raw_parts(buf as *const u8, len) };
         let text = String::from_utf8_lossy(bytes).trim_end().to_string();
-        // SAFETY: rewinding a memstream is valid; the next write starts at 0.
+        // SAFETY: rewinding a memstream is valid; the next write starts at 0
+        // and the next fflush writes the new length back.
         unsafe { libc::rewind(self.file) };
-        self.len = 0;
         text
     }
 }
@@ -68,10 +85,12 @@ impl Report {
 impl Drop for Report {
     fn drop(&mut self) {
         // SAFETY: file was opened by open_memstream and is closed once here;
-        // buf is then owned by us and freed with free() as the man page says.
+        // fclose writes the final buffer into *out, which is then owned by
+        // us and freed with free() as the man page says, then the cell.
         unsafe {
             libc::fclose(self.file);
-            libc::free(self.buf as *mut libc::c_void);
+            libc::free(ptr::read(&raw const (*self.out).buf) as *mut libc::c_void);
+            drop(Box::from_raw(self.out));
         }
     }
 }
@@ -88,6 +107,9 @@ impl Drop for XluConfig {
 impl XluConfig {
     /// Parses `text`; `filename` is the name used in messages.
     pub fn parse(filename: &str, text: &str) -> Result<Self, CfgError> {
+        // libxlutil aborts the process on a NUL inside a quoted string.
+        let text = crate::input::clean_text(filename, text).map_err(CfgError)?;
+        let text = text.as_str();
         let report = Report::new()?;
         let cname = CString::new(filename)
             .map_err(|_| CfgError(format!("{filename}: file name contains NUL")))?;
@@ -123,8 +145,7 @@ impl XluConfig {
 
     /// Reads and parses a file.
     pub fn read_file(path: &std::path::Path) -> Result<Self, CfgError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CfgError(format!("{}: {e}", path.display())))?;
+        let text = crate::input::read_text_file(path).map_err(CfgError)?;
         Self::parse(&path.display().to_string(), &text)
     }
 
@@ -313,6 +334,18 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.0.contains("bad.cfg:2"), "{err}");
+    }
+
+    #[test]
+    fn each_error_reports_only_its_own_message() {
+        // Two type errors in a row, then the config is dropped: the report
+        // stream is flushed, rewound, flushed again and closed.
+        let mut cfg = XluConfig::parse("t.cfg", "a = [ \"x\" ]\nb = \"y\"\n").unwrap();
+        let first = cfg.string("a").unwrap_err();
+        let second = cfg.list("b").unwrap_err();
+        assert!(first.0.contains("t.cfg:1"), "{first}");
+        assert!(second.0.contains("t.cfg:2"), "{second}");
+        assert!(!second.0.contains("t.cfg:1"), "{second}");
     }
 
     #[test]

@@ -163,7 +163,7 @@ lifecycle() {
     d2=$(domid_of vm2)
     for value in garbage -1 1e309 NaN 99999999999999999999999999 12abc 0x10 ' 7 7' \
         "$(head -c 3000 /dev/zero | tr '\0' 9)" 999999999; do
-        xenstore-write "/local/domain/$d1/data/meminfo_free" "$value" \
+        xenstore-write -- "/local/domain/$d1/data/meminfo_free" "$value" \
             "/local/domain/$d1/data/rex/response_ms" "$value" \
             "/local/domain/$d2/data/meminfo_free" "$value" \
             "/local/domain/$d2/data/rex/response_ms" "$value"
