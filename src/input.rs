@@ -120,7 +120,10 @@ mod tests {
         let err = read_text_file(&dir).unwrap_err();
         assert!(err.ends_with("not a regular file"), "{err}");
         let fifo = std::env::temp_dir().join(format!("rex-input-fifo-{}", std::process::id()));
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         // Without a writer this would block forever if it were opened
         // blocking.
@@ -129,6 +132,9 @@ mod tests {
         assert!(err.ends_with("not a regular file"), "{err}");
         let big = temp("big.cfg", &vec![b'#'; MAX_INPUT_BYTES as usize + 1]);
         let err = read_text_file(&big).unwrap_err();
-        assert!(err.ends_with("larger than 4 MiB, the most rex reads"), "{err}");
+        assert!(
+            err.ends_with("larger than 4 MiB, the most rex reads"),
+            "{err}"
+        );
     }
 }

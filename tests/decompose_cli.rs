@@ -215,10 +215,18 @@ fn a_stdout_that_cannot_be_written_ends_with_one_line_not_a_panic() {
     let path = csv("vm2-full.csv", VM2_RUNS);
     let out = Command::new(env!("CARGO_BIN_EXE_rex"))
         .args(["decompose", path.to_str().unwrap(), "--sla-ms", "900"])
-        .stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
         .output()
         .expect("run rex");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(err.trim_end(), "rex decompose: stdout: No space left on device (os error 28)");
+    assert_eq!(
+        err.trim_end(),
+        "rex decompose: stdout: No space left on device (os error 28)"
+    );
 }

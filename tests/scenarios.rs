@@ -3,9 +3,19 @@
 use rex::config::scenario::Scenario;
 use rex::simulate::{run, Law, RunResult, TimelinePoint};
 
-/// One pCPU, two VMs with 20% caps, a simple policy; `extra` adds events,
-/// VMs or policy keys.
+const DOMAINS: &str = r#"[ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
+            "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M" ]"#;
+const VMS: &str = r#"[ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=40M",
+        "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]"#;
+
+/// One pCPU, two VMs with 20% caps, a simple policy; `extra` adds events
+/// or policy keys.
 fn scenario(extra: &str) -> Scenario {
+    scenario_of(DOMAINS, VMS, extra)
+}
+
+/// The same host with other `domains` and `vms` lists (a key is set once).
+fn scenario_of(domains: &str, vms: &str, extra: &str) -> Scenario {
     let text = format!(
         r#"
 name = "t"
@@ -18,10 +28,8 @@ measure_from = 0
 repetitions = 1
 interval = 1000
 slush = "16M"
-domains = [ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
-            "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M" ]
-vms = [ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=40M",
-        "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]
+domains = {domains}
+vms = {vms}
 {extra}
 "#
     );
@@ -97,12 +105,8 @@ fn steady_load_does_not_flap() {
 fn domain_destroyed_and_created_mid_run() {
     let s = scenario(
         r#"
-vms = [ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=40M",
-        "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M",
-        "name=late,cap=5,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M,start=no" ]
-domains = [ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
-            "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M",
-            "name=late,cap=15,cap_min=15,cap_max=40,mem_min=48M,mem_max=128M,memory=48M" ]
+vms += [ "name=late,cap=5,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M,start=no" ]
+domains += [ "name=late,cap=15,cap_min=15,cap_max=40,mem_min=48M,mem_max=128M,memory=48M" ]
 events = [ "at=5,vm=web,clients=60", "at=20,vm=idle,destroy", "at=30,vm=late,create" ]
 "#,
     );
@@ -153,10 +157,11 @@ fn garbage_guest_values_gain_nothing_beyond_the_ceiling() {
 
 #[test]
 fn stuck_balloon_does_not_break_the_loop_or_the_ceiling() {
-    let s = scenario(
-        r#"vms = [ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=120M",
-                   "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]
-           events = [ "at=0,vm=web,balloon=stuck" ]"#,
+    let s = scenario_of(
+        DOMAINS,
+        r#"[ "name=web,cap=20,memory=64M,maxmem=128M,clients=3,think_ms=1000,demand_ms=9.5,working_set=120M",
+             "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]"#,
+        r#"events = [ "at=0,vm=web,balloon=stuck" ]"#,
     );
     let rex = run(&s, Law::Rex, None).unwrap();
     let web = series(&rex, "web");

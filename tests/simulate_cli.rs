@@ -188,7 +188,12 @@ fn rex_with_failing_stdout(args: &[&str], full: bool) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rex"));
     cmd.args(args).stderr(std::process::Stdio::piped());
     if full {
-        cmd.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+        cmd.stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
         cmd.output().expect("run rex")
     } else {
         cmd.stdout(std::process::Stdio::piped());

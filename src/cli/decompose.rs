@@ -8,8 +8,8 @@
 //! ignored. Memory is in MiB, or with a K/M/G/T suffix.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;

@@ -143,7 +143,11 @@ fn run_laws(
                 scenario.repetitions
             )
             .map_err(|e| format!("stdout: {e}"))?;
-            display = Some(Display::new(Box::new(std::io::stdout()), false, args.verbose));
+            display = Some(Display::new(
+                Box::new(std::io::stdout()),
+                false,
+                args.verbose,
+            ));
         }
         let run = simulate::run(scenario, law, display.as_mut())
             .map_err(|e| crate::host::driver::error_chain(&e))?;

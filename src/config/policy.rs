@@ -68,10 +68,11 @@ pub fn parse_policy(cfg: &mut XluConfig) -> Result<PolicyConfig, ConfigError> {
     let host = parse_host_policy(cfg)?;
     let tables = parse_decomposition(cfg)?;
     let mut domains = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for (i, text) in cfg.list("domains")?.unwrap_or_default().iter().enumerate() {
         let spec = Spec::parse(cfg.list_item_location("domains", i), text, DOMAIN_KEYS)?;
         let domain = parse_domain(&spec, &tables)?;
-        if domains.iter().any(|d: &DomainPolicy| d.name == domain.name) {
+        if !names.insert(domain.name.clone()) {
             return Err(ConfigError::new(
                 spec.location,
                 format!("domain `{}' listed twice", domain.name),
@@ -94,7 +95,7 @@ pub fn parse_policy(cfg: &mut XluConfig) -> Result<PolicyConfig, ConfigError> {
 /// Rejects top-level keys that are not in `known`, naming file:line.
 pub fn check_keys(cfg: &XluConfig, known: &[&str]) -> Result<(), ConfigError> {
     for (key, line) in cfg.keys() {
-        if !known.contains(&key.as_str()) {
+        if !known.contains(&key) {
             return Err(ConfigError::new(
                 format!("{}:{line}", cfg.filename()),
                 format!("unknown key `{key}'"),
@@ -383,6 +384,54 @@ decomposition = [ "domain=vm2,load=40,cap=20,memory=64M",
 
         let e = error_of("domains = [ \"name=a,load=3\" ]\n");
         assert!(e.message.contains("decomposition"), "{e}");
+    }
+
+    #[test]
+    fn misspelt_repeated_bare_and_odd_keys_are_refused_with_their_line() {
+        let cases = [
+            (
+                "interval = 1000; intervall = 50\n",
+                "p.cfg:1",
+                "unknown key `intervall'",
+            ),
+            (
+                "slush = \"a [ b\"\nintervall = 50\n",
+                "p.cfg:2",
+                "unknown key `intervall'",
+            ),
+            (
+                "interval = 5\nintervall += 50\n",
+                "p.cfg:2",
+                "unknown key `intervall'",
+            ),
+            (
+                "interval = 100\ninterval = 200\n",
+                "p.cfg:2",
+                "set twice (first on line 1)",
+            ),
+            (
+                "interval = -1\n",
+                "p.cfg:1",
+                "negative numbers are not accepted",
+            ),
+            ("cooldown = 0100\n", "p.cfg:1", "read it as octal"),
+            (
+                "domains = [ \"name=a,cap_max\" ]\n",
+                "p.cfg:1",
+                "`cap_max' needs a value",
+            ),
+        ];
+        for (text, location, message) in cases {
+            let e = error_of(text);
+            assert_eq!(e.location, location, "{text:?}: {e}");
+            assert!(e.message.contains(message), "{text:?}: {e}");
+        }
+        // Lists may be added to, as in xl's own configs.
+        let p = parse_policy_text(
+            "p.cfg",
+            "domains = [ \"name=a\" ]\ndomains += [ \"name=b\",\n \"name=c,cap_min=500\" ]\n",
+        );
+        assert_eq!(p.unwrap_err().location, "p.cfg:3");
     }
 
     #[test]

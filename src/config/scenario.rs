@@ -225,7 +225,12 @@ impl Scenario {
         }
         let mut events = Vec::new();
         for (i, text) in cfg.list("events")?.unwrap_or_default().iter().enumerate() {
-            let spec = Spec::parse(cfg.list_item_location("events", i), text, EVENT_KEYS)?;
+            let spec = Spec::parse_with_flags(
+                cfg.list_item_location("events", i),
+                text,
+                EVENT_KEYS,
+                &["destroy", "create"],
+            )?;
             let event = parse_event(&spec)?;
             if !is_vm(&event.vm) {
                 return Err(ConfigError::new(

@@ -16,8 +16,19 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// Parses `text`; every key must be in `allowed` (flags too).
+    /// Parses `text`; every key must be in `allowed`, with a value.
     pub fn parse(location: String, text: &str, allowed: &[&str]) -> Result<Self, ConfigError> {
+        Self::parse_with_flags(location, text, allowed, &[])
+    }
+
+    /// Parses `text`; every key must be in `allowed`, with a value unless it
+    /// is one of `flags` (written alone, e.g. `destroy`).
+    pub fn parse_with_flags(
+        location: String,
+        text: &str,
+        allowed: &[&str],
+        flag_keys: &[&str],
+    ) -> Result<Self, ConfigError> {
         let mut fields = BTreeMap::new();
         let mut flags = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -40,7 +51,14 @@ impl Spec {
                         return Err(ConfigError::new(location, format!("`{key}' given twice")));
                     }
                 }
-                None => flags.push(key.to_string()),
+                None if flag_keys.contains(&key) => flags.push(key.to_string()),
+                // A key alone would silently mean its default.
+                None => {
+                    return Err(ConfigError::new(
+                        location,
+                        format!("`{key}' needs a value (`{key}=...')"),
+                    ))
+                }
             }
         }
         Ok(Self {
@@ -172,6 +190,18 @@ mod tests {
         let err = Spec::parse("f:3".into(), "name=a,colour=red", &["name"]).unwrap_err();
         assert_eq!(err.location, "f:3");
         assert!(err.message.contains("colour"));
+        let err = Spec::parse("f:3".into(), "name=a,cap_max", &["name", "cap_max"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f:3: `cap_max' needs a value (`cap_max=...')"
+        );
+        let flags = Spec::parse_with_flags(
+            "f:3".into(),
+            "vm=a,destroy",
+            &["vm", "destroy"],
+            &["destroy"],
+        );
+        assert!(flags.unwrap().has_flag("destroy"));
         let err = Spec::parse("f:3".into(), "name=a,name=b", &["name"]).unwrap_err();
         assert!(err.message.contains("twice"));
     }

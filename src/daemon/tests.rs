@@ -209,7 +209,10 @@ fn a_reload_from_a_fifo_or_a_file_with_nul_keeps_ticking() {
         let stopped = run(host, config, &args, Box::new(out.clone())).unwrap();
         assert_eq!(stopped, Stopped::Signal(libc::SIGTERM), "{name}");
         let seen = events(&out);
-        assert!(seen.iter().any(|e| e == "reload_failed"), "{name}: {seen:?}");
+        assert!(
+            seen.iter().any(|e| e == "reload_failed"),
+            "{name}: {seen:?}"
+        );
         let _ = std::fs::remove_file(path);
     }
 }

@@ -96,7 +96,8 @@ pub struct HostPolicy {
     pub dom0_cpu_pct: u32,
     /// CPU held back from the pool, never handed out.
     pub reserve_cpu_pct: u32,
-    /// Memory held back for reallocation (not handed to guests at start).
+    /// Host memory never handed out, on top of the slush (the memory twin
+    /// of `reserve_cpu_pct`).
     pub reserve_mem_kb: KiB,
     /// Host free memory never to go below while growing balloons.
     pub slush_kb: KiB,

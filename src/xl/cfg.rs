@@ -2,10 +2,13 @@
 //! libxlutil's `xlu_cfg_*`, the parser `xl` uses for domain configs and
 //! xl.conf. Syntax errors come back as libxlutil words them: `file:line: …`.
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, CStr, CString};
 use std::ptr;
 
 use libxl_sys as sys;
+
+use super::cfg_scan::{scan, Setting};
 
 /// An error from the config parser, already worded for the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,9 +20,10 @@ pub struct XluConfig {
     cfg: *mut sys::XLU_Config,
     report: Report,
     filename: String,
-    /// The source text, kept to find the line a key was set on (libxlutil
-    /// keeps line numbers private) and to list the keys that were set.
-    text: String,
+    /// Every setting with the line it is on (libxlutil keeps line numbers
+    /// private), in order, and for each key the settings that set it.
+    settings: Vec<Setting>,
+    by_key: HashMap<String, Vec<usize>>,
 }
 
 /// libxlutil writes its diagnostics to a `FILE *`; this one is an in-memory
@@ -66,7 +70,10 @@ impl Report {
         // afterwards through the raw pointer (no reference is held across).
         let (buf, len) = unsafe {
             libc::fflush(self.file);
-            (ptr::read(&raw const (*self.out).buf), ptr::read(&raw const (*self.out).len))
+            (
+                ptr::read(&raw const (*self.out).buf),
+                ptr::read(&raw const (*self.out).len),
+            )
         };
         if buf.is_null() || len == 0 {
             return String::new();
@@ -110,6 +117,8 @@ impl XluConfig {
         // libxlutil aborts the process on a NUL inside a quoted string.
         let text = crate::input::clean_text(filename, text).map_err(CfgError)?;
         let text = text.as_str();
+        // rex's own lexical check first: its messages say what was meant.
+        let settings = scan(filename, text)?;
         let report = Report::new()?;
         let cname = CString::new(filename)
             .map_err(|_| CfgError(format!("{filename}: file name contains NUL")))?;
@@ -122,7 +131,8 @@ impl XluConfig {
             cfg,
             report,
             filename: filename.to_string(),
-            text: text.to_string(),
+            settings,
+            by_key: HashMap::new(),
         };
         let len = c_int::try_from(text.len())
             .map_err(|_| CfgError(format!("{filename}: file too large")))?;
@@ -140,6 +150,16 @@ impl XluConfig {
             };
             return Err(CfgError(msg));
         }
+        for (i, setting) in me.settings.iter().enumerate() {
+            let earlier = me.by_key.entry(setting.key.clone()).or_default();
+            if let (Some(&first), false) = (earlier.first(), setting.append) {
+                return Err(CfgError(format!(
+                    "{filename}:{}: `{}' is set twice (first on line {}); use `+=' to add to a list",
+                    setting.line, setting.key, me.settings[first].line
+                )));
+            }
+            earlier.push(i);
+        }
         Ok(me)
     }
 
@@ -153,58 +173,35 @@ impl XluConfig {
         &self.filename
     }
 
-    /// The top-level keys set in the file, with their line numbers, in order.
-    pub fn keys(&self) -> Vec<(String, usize)> {
-        let mut keys = Vec::new();
-        let mut depth = 0i32;
-        for (i, line) in self.text.lines().enumerate() {
-            let code = strip_comment(line);
-            if depth == 0 {
-                if let Some((key, _)) = code.split_once('=') {
-                    let key = key.trim();
-                    if !key.is_empty()
-                        && key
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                    {
-                        keys.push((key.to_string(), i + 1));
-                    }
-                }
-            }
-            depth += code.matches('[').count() as i32 - code.matches(']').count() as i32;
-        }
-        keys
+    /// The top-level keys set in the file, with their line numbers, in order
+    /// (a key added to with `+=` once per setting).
+    pub fn keys(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.settings.iter().map(|s| (s.key.as_str(), s.line))
     }
 
-    /// `file:line` where `key` was set (`file` alone if it cannot be found).
+    /// `file:line` where `key` was set (`file` alone if it was not).
     pub fn location(&self, key: &str) -> String {
-        match self.keys().into_iter().rev().find(|(k, _)| k == key) {
-            Some((_, line)) => format!("{}:{line}", self.filename),
+        match self.by_key.get(key).and_then(|s| s.first()) {
+            Some(&i) => format!("{}:{}", self.filename, self.settings[i].line),
             None => self.filename.clone(),
         }
     }
 
-    /// `file:line` of the `index`-th string of list `key`.
+    /// `file:line` of the `index`-th item of list `key` (its settings'
+    /// items in order, as libxlutil appends them).
     pub fn list_item_location(&self, key: &str, index: usize) -> String {
-        let Some((_, start)) = self.keys().into_iter().rev().find(|(k, _)| k == key) else {
+        let Some(indices) = self.by_key.get(key) else {
             return self.filename.clone();
         };
-        let mut seen = 0usize;
-        for (i, line) in self.text.lines().enumerate().skip(start - 1) {
-            let code = strip_comment(line);
-            let code = if i + 1 == start {
-                code.split_once('=').map(|(_, v)| v).unwrap_or("")
-            } else {
-                code
-            };
-            // Each list item is one quoted string.
-            let quotes = code.matches(['"', '\'']).count() / 2;
-            if seen + quotes > index {
-                return format!("{}:{}", self.filename, i + 1);
+        let mut left = index;
+        for &i in indices {
+            let items = &self.settings[i].items;
+            if left < items.len() {
+                return format!("{}:{}", self.filename, items[left]);
             }
-            seen += quotes;
+            left -= items.len();
         }
-        format!("{}:{start}", self.filename)
+        self.location(key)
     }
 
     fn cname(key: &str) -> CString {
@@ -293,20 +290,6 @@ impl XluConfig {
         }
         Ok(Some(items))
     }
-}
-
-fn strip_comment(line: &str) -> &str {
-    // '#' outside quotes starts a comment in xl's syntax.
-    let mut quote: Option<char> = None;
-    for (i, c) in line.char_indices() {
-        match (quote, c) {
-            (None, '#') => return &line[..i],
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-    }
-    line
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - [`os`]: poll(2) and the signal self-pipe.
 
 pub mod cfg;
+mod cfg_scan;
 pub mod ctx;
 pub mod error;
 pub mod event;

@@ -246,7 +246,11 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             // bring the same response back.
             let cap = slot.usage.sched.cap;
             let deadband = policy.deadband_cap.max(1);
-            let margin = if missing { (cap / 10).max(deadband) } else { deadband };
+            let margin = if missing {
+                (cap / 10).max(deadband)
+            } else {
+                deadband
+            };
             slot.give_back_floor = slot.give_back_floor.max(cap.saturating_add(margin));
         } else if idle {
             // The load fell: what it needed before says nothing now. (A

@@ -120,7 +120,9 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             slot.usage.domid,
         )
     });
-    let mut budget = free_mem_kb.saturating_sub(policy.slush_kb);
+    // The reserve is never handed out either: in effect, more slush.
+    let mut budget =
+        free_mem_kb.saturating_sub(policy.slush_kb.saturating_add(policy.reserve_mem_kb));
     for g in grows {
         let slot = &mut slots[g.slot];
         let current = slot.usage.mem_target_kb;

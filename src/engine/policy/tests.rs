@@ -685,8 +685,10 @@ fn a_saturated_domain_close_to_its_aim_takes_from_busy_best_effort_before_it_mis
     run_reporting(&mut sim, 700.0, 6);
     assert!(sim.cap(0) > 20, "web stayed at 20");
     assert!(sim.cap(1) >= 20, "batch below its guarantee");
-    assert!(sim.history[before..].iter().any(|(_, c)| c.name == "batch"
-        && matches!(&c.reason, Reason::Preempted { by } if by == "web")));
+    assert!(sim.history[before..]
+        .iter()
+        .any(|(_, c)| c.name == "batch"
+            && matches!(&c.reason, Reason::Preempted { by } if by == "web")));
     // Gradually: a quarter of the step (20) a tick at most.
     let steps: Vec<u32> = sim.history[before..]
         .iter()
@@ -701,4 +703,27 @@ fn a_saturated_domain_close_to_its_aim_takes_from_busy_best_effort_before_it_mis
     let held = sim.cap(0);
     run_reporting(&mut sim, 300.0, 6);
     assert!(sim.cap(0) <= held);
+}
+
+#[test]
+fn reserved_memory_is_never_handed_out() {
+    let grows_with = |reserve_kb: KiB| {
+        let mut cfg = config_without_headroom(vec![managed("web", 20)]);
+        cfg.host.slush_kb = 0;
+        cfg.host.reserve_mem_kb = reserve_kb;
+        let mut policy = Policy::new(cfg);
+        let mut web = usage(1, "web", 20, 18.0);
+        web.report = GuestReport {
+            mem_free_kb: Some(1_000),
+            mem_total_kb: Some(65_536),
+            response_ms: None,
+        };
+        // 64 MiB free on the host.
+        let plan = policy.decide(&host(1, 64 * 1024), &[web]);
+        plan.changes
+            .iter()
+            .any(|c| matches!(c.action, Action::Memory { from, to } if to > from))
+    };
+    assert!(grows_with(0), "short of memory with 64 MiB free");
+    assert!(!grows_with(64 * 1024), "the 64 MiB reserve was handed out");
 }
