@@ -9,9 +9,9 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// The largest input file rex reads: far above any real policy (a policy
-/// for 10,000 domains is about 1 MiB).
-pub const MAX_INPUT_BYTES: u64 = 4 << 20;
+/// The largest input file rex reads: room for a policy of 100,000 domains
+/// (about 9 MiB written one domain a line with an SLA and four bounds).
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 
 /// Reads `path` as text for a parser: a regular file of at most
 /// [`MAX_INPUT_BYTES`], valid UTF-8, with no NUL byte. A UTF-8 byte-order
@@ -133,7 +133,7 @@ mod tests {
         let big = temp("big.cfg", &vec![b'#'; MAX_INPUT_BYTES as usize + 1]);
         let err = read_text_file(&big).unwrap_err();
         assert!(
-            err.ends_with("larger than 4 MiB, the most rex reads"),
+            err.ends_with("larger than 16 MiB, the most rex reads"),
             "{err}"
         );
     }
