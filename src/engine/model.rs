@@ -37,6 +37,9 @@ pub struct DomainInfo {
     pub cpu_time_ns: u64,
     pub mem_current_kb: KiB,
     pub mem_target_kb: KiB,
+    /// The most memory the domain may be given: the admin's `maxmem` (on
+    /// Xen, xenstore `memory/static-max`, not Xen's per-domain maximum,
+    /// which follows the balloon target). 0 when unknown.
     pub mem_max_kb: KiB,
     pub state: DomainState,
 }

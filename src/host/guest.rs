@@ -17,6 +17,23 @@ pub const MEMINFO_TOTAL_KEY: &str = "data/meminfo_total";
 /// Mean response time the guest's application observed recently, ms (rex's key).
 pub const RESPONSE_MS_KEY: &str = "data/rex/response_ms";
 
+/// The most memory the toolstack lets the domain have, kB: what xl's
+/// `maxmem=` set when it built the domain. Not the guest's to write.
+/// (Xen's own per-domain maximum, libxl dominfo's `max_memkb`, is the
+/// balloon target + 1 MiB, moved by every enforced target change: a
+/// ceiling taken from it would stop every growth at +1 MiB.)
+pub const STATIC_MAX_KEY: &str = "memory/static-max";
+
+/// The domain's memory ceiling, kB: `memory/static-max` when it holds a
+/// plain number no larger than the host's memory, else Xen's per-domain
+/// maximum `fallback_kb`.
+pub fn memory_ceiling_kb(static_max: Option<&[u8]>, fallback_kb: KiB, host_total_kb: KiB) -> KiB {
+    match static_max.and_then(|raw| parse_kib(STATIC_MAX_KEY, raw)) {
+        Some(kb) if kb > 0 && (host_total_kb == 0 || kb <= host_total_kb) => kb,
+        _ => fallback_kb,
+    }
+}
+
 /// Longest value accepted once surrounding whitespace is removed. A u64 has
 /// at most 20 digits; anything longer than this is not a number a guest
 /// means honestly.
@@ -261,5 +278,23 @@ mod tests {
         assert_eq!(report.mem_free_kb, None);
         assert_eq!(report.mem_total_kb, Some(4000));
         assert_eq!(report.response_ms, None);
+    }
+}
+
+#[cfg(test)]
+mod ceiling_tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_is_static_max_not_xens_enforced_maximum() {
+        // xl create memory=128 maxmem=256: Xen's maximum is the target
+        // + 1 MiB (132096 kB), static-max 262144 kB.
+        let host = 24 << 20;
+        assert_eq!(memory_ceiling_kb(Some(b"262144"), 132_096, host), 262_144);
+        assert_eq!(memory_ceiling_kb(Some(b"262144\n"), 132_096, host), 262_144);
+        // Absent, garbage, zero or larger than the host: Xen's maximum.
+        for bad in [None, Some(&b"lots"[..]), Some(b"0"), Some(b"-1"), Some(b"99999999999")] {
+            assert_eq!(memory_ceiling_kb(bad, 132_096, host), 132_096, "{bad:?}");
+        }
     }
 }

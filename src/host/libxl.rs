@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::guest::{parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY};
+use super::guest::{
+    memory_ceiling_kb, parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY,
+    STATIC_MAX_KEY,
+};
 use super::{Host, HostError};
 use crate::engine::{
     DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler,
@@ -25,13 +28,15 @@ pub struct LibxlHost<C: Context> {
     xenstore: Option<Xenstore>,
     ctx: EventCtx<C>,
     epoch: Instant,
-    /// From the last list: domid → (name, maximum memory), for guest reads
-    /// and to look names up once per domain, not once per tick.
     /// What the last list said of each domain: its uuid, its name (None
-    /// while libxl had none yet, e.g. during `xl create`) and its maxmem.
+    /// while libxl had none yet, e.g. during `xl create`; looked up once
+    /// per domain, not once per tick) and its memory ceiling, for guest
+    /// reads.
     known: HashMap<DomId, Known>,
     /// The cpupool the guests run in (of the first non-dom0 domain seen).
     guest_pool: u32,
+    /// The host's memory, kB (0 until read): no ceiling is believed above it.
+    host_total_kb: KiB,
 }
 
 /// The probe: `Ok(false)` when /dev/xen/privcmd is absent (no hypervisor,
@@ -86,7 +91,28 @@ impl<C: Context> LibxlHost<C> {
             epoch: Instant::now(),
             known: HashMap::new(),
             guest_pool: 0,
+            host_total_kb: 0,
         }
+    }
+
+    /// The admin's ceiling for `domid`'s memory (see [`STATIC_MAX_KEY`]),
+    /// Xen's per-domain maximum when xenstore cannot say.
+    fn memory_ceiling_kb(&mut self, domid: DomId, xen_max_kb: KiB) -> KiB {
+        if self.host_total_kb == 0 {
+            self.host_total_kb = self
+                .ctx
+                .physinfo()
+                .map(|p| p.raw().total_pages * 4)
+                .unwrap_or(0);
+        }
+        let raw = self.xenstore.as_ref().and_then(|xs| {
+            xs.read(&format!("/local/domain/{domid}/{STATIC_MAX_KEY}"))
+                .unwrap_or_else(|e| {
+                    log::debug!("domain {domid}: {STATIC_MAX_KEY}: {e}");
+                    None
+                })
+        });
+        memory_ceiling_kb(raw.as_deref(), xen_max_kb, self.host_total_kb)
     }
 
     /// libxl's event side, for the poll loop.
@@ -172,12 +198,13 @@ impl<C: Context> Host for LibxlHost<C> {
             if d.domid != 0 && guest_pool.is_none() {
                 guest_pool = Some(d.cpupool);
             }
+            let mem_max_kb = self.memory_ceiling_kb(d.domid, d.max_memkb);
             known.insert(
                 d.domid,
                 Known {
                     uuid: d.uuid.uuid,
                     name: name.clone(),
-                    max_kb: d.max_memkb,
+                    max_kb: mem_max_kb,
                 },
             );
             out.push(DomainInfo {
@@ -188,7 +215,7 @@ impl<C: Context> Host for LibxlHost<C> {
                 cpu_time_ns: d.cpu_time,
                 mem_current_kb: d.current_memkb,
                 mem_target_kb,
-                mem_max_kb: d.max_memkb,
+                mem_max_kb,
                 state: state_of(d),
             });
         }
