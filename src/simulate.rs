@@ -42,6 +42,9 @@ pub struct VmResult {
     pub cpu_above_guarantee_pct_s: f64,
     /// Σ over ticks of (memory − guaranteed memory) × interval, MiB·s.
     pub mem_above_guarantee_mib_s: f64,
+    /// Times the guest ran out of memory (its OOM killer fired), all
+    /// repetitions.
+    pub oom_kills: usize,
 }
 
 impl VmResult {
@@ -286,6 +289,7 @@ fn run_once(
     let from_s = (scenario.measure_from_ms / 1000) as usize;
     let to_s = (scenario.duration_ms / 1000) as usize;
     for (name, vm) in per_vm.iter_mut() {
+        vm.oom_kills += driver.host_mut().oom_kills(name) as usize;
         let bin = bins.get(name);
         if let Some(bin) = bin {
             let (sum, n) = bin[from_s.min(bin.len())..]

@@ -179,3 +179,33 @@ fn same_seed_same_results() {
     let b = run(&s, Law::Rex, None).unwrap();
     assert_eq!(a.vms[0].run_means_ms, b.vms[0].run_means_ms);
 }
+
+#[test]
+fn donors_are_shrunk_only_to_what_their_kernel_and_use_need() {
+    // Real PV guests see ~48 MiB less than their balloon target. A donor
+    // using 24 MiB at a 128 MiB target shows MemTotal 80 MiB: sized from its
+    // use alone, a shrink to its 48 MiB level would leave its kernel nothing
+    // (an OOM kill on real Xen, where a shrink sized this way crashed two
+    // donors). The hog, short of memory, is grown from what was given back
+    // (the host has nothing free: 1024 MiB, dom0 768 MiB).
+    let s = scenario_of(
+        r#"[ "name=hog,cap=20,cap_min=10,cap_max=70,mem_min=128M,mem_max=256M,memory=128M",
+             "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=256M,memory=48M" ]"#,
+        r#"[ "name=hog,cap=20,memory=128M,maxmem=256M,clients=3,think_ms=1000,demand_ms=9.5,working_set=120M,kernel_offset=48M",
+             "name=idle,cap=20,memory=128M,maxmem=256M,clients=1,think_ms=1000,demand_ms=9.5,working_set=24M,kernel_offset=48M" ]"#,
+        "",
+    );
+    let rex = run(&s, Law::Rex, None).unwrap();
+    for vm in ["hog", "idle"] {
+        assert_eq!(rex.vm(vm).unwrap().oom_kills, 0, "{vm} ran out of memory");
+    }
+    let idle = series(&rex, "idle");
+    let lowest = idle.iter().map(|p| p.mem_mib).fold(f64::INFINITY, f64::min);
+    assert!(lowest < 128.0, "the idle donor gave nothing back");
+    assert!(lowest >= 48.0 + 24.0, "idle shrunk to {lowest} MiB");
+    let hog_max = series(&rex, "hog")
+        .iter()
+        .map(|p| p.mem_mib)
+        .fold(0.0, f64::max);
+    assert!(hog_max > 128.0, "the hog was never grown");
+}

@@ -205,6 +205,7 @@ fn print_json(name: &str, runs: &[RunResult]) -> std::io::Result<()> {
                         "cpu_above_guarantee_pct_s": per_run(vm.cpu_above_guarantee_pct_s),
                         "mem_above_guarantee_mib_s": per_run(vm.mem_above_guarantee_mib_s),
                         "collateral_pct": collateral,
+                        "oom_kills": vm.oom_kills,
                     })
                 })
                 .collect();
@@ -262,7 +263,21 @@ fn print_tables(scenario: &Scenario, runs: &[RunResult]) -> std::io::Result<()> 
         out,
         "SLA-violation seconds per run, all SLA domains: {}",
         totals.join(", ")
-    )
+    )?;
+    // A guest that ran out of memory is a failure whatever its latency.
+    for run in runs {
+        for vm in run.vms.iter().filter(|vm| vm.oom_kills > 0) {
+            writeln!(
+                out,
+                "{}: {} ran out of memory (OOM killer) {} time(s) over {} run(s)",
+                run.law.name(),
+                vm.name,
+                vm.oom_kills,
+                run.repetitions
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn print_table1(out: &mut impl Write, runs: &[RunResult]) -> std::io::Result<()> {

@@ -293,7 +293,13 @@ mod ceiling_tests {
         assert_eq!(memory_ceiling_kb(Some(b"262144"), 132_096, host), 262_144);
         assert_eq!(memory_ceiling_kb(Some(b"262144\n"), 132_096, host), 262_144);
         // Absent, garbage, zero or larger than the host: Xen's maximum.
-        for bad in [None, Some(&b"lots"[..]), Some(b"0"), Some(b"-1"), Some(b"99999999999")] {
+        for bad in [
+            None,
+            Some(&b"lots"[..]),
+            Some(b"0"),
+            Some(b"-1"),
+            Some(b"99999999999"),
+        ] {
             assert_eq!(memory_ceiling_kb(bad, 132_096, host), 132_096, "{bad:?}");
         }
     }

@@ -28,6 +28,23 @@ fn target_for_use(used_kb: KiB, policy: &HostPolicy) -> KiB {
     target.ceil() as KiB
 }
 
+/// The most of a balloon target a guest's kernel is believed to keep out of
+/// MemTotal: a Debian PV guest keeps about 50 MiB. A guest reporting a
+/// tiny total gains at most this much shelter from shrinks.
+const MAX_KERNEL_OFFSET_KB: KiB = 128 * 1024;
+
+/// What the guest's kernel keeps out of what it reports as its total: its
+/// current allocation less its MemTotal (0 without a report). Balloon
+/// targets are in allocation, what the guest uses is in MemTotal terms.
+fn kernel_offset_kb(usage: &crate::engine::Usage) -> KiB {
+    usage.report.mem_total_kb.map_or(0, |total| {
+        usage
+            .mem_current_kb
+            .saturating_sub(total)
+            .min(MAX_KERNEL_OFFSET_KB)
+    })
+}
+
 /// A growth asked for by one domain.
 struct Grow {
     slot: usize,
@@ -95,7 +112,9 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
         {
-            let keep = target_for_use(used_kb, policy).max(guaranteed);
+            let keep = target_for_use(used_kb, policy)
+                .saturating_add(kernel_offset_kb(&slot.usage))
+                .max(guaranteed);
             let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));
             if to < current && current - to >= deadband {
                 slot.mem.set(to, Reason::SpareMemory { free_pct: free });

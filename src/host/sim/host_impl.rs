@@ -18,7 +18,7 @@ impl SimHost {
                 response: None,
             };
         };
-        let total = domain.balloon.current_kb;
+        let total = domain.mem_total_kb();
         let free = total.saturating_sub(domain.working_set_kb);
         GuestValues {
             free: Some(free.to_string().into_bytes()),

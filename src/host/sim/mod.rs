@@ -90,6 +90,12 @@ struct Domain {
     sched: SchedParams,
     balloon: Balloon,
     working_set_kb: KiB,
+    /// What the kernel keeps out of MemTotal.
+    kernel_offset_kb: KiB,
+    /// Times the guest ran out of memory (its OOM killer fired), and
+    /// whether it is out of memory now (one kill per episode).
+    oom_kills: u32,
+    out_of_memory: bool,
     /// CPU given so far, ns (fractional, reported rounded down).
     cpu_time_ns: f64,
     state: DomainState,
@@ -103,8 +109,29 @@ impl Domain {
         if self.working_set_kb == 0 {
             return 1.0;
         }
-        let shortfall = self.working_set_kb.saturating_sub(self.balloon.current_kb);
+        let shortfall = self.working_set_kb.saturating_sub(self.mem_total_kb());
         1.0 + MEMORY_SLOWDOWN * shortfall as f64 / self.working_set_kb as f64
+    }
+
+    /// The memory the guest's kernel sees (its MemTotal).
+    fn mem_total_kb(&self) -> KiB {
+        self.balloon
+            .current_kb
+            .saturating_sub(self.kernel_offset_kb)
+    }
+
+    /// Counts an OOM kill when the guest sees less than half its working
+    /// set: it can page out the rest of a shortfall (and slows down for
+    /// it, see [`Domain::slowdown`]), not more.
+    fn check_memory(&mut self) {
+        if self.workload.is_none() || self.working_set_kb == 0 {
+            return;
+        }
+        let out = self.mem_total_kb() * 2 < self.working_set_kb;
+        if out && !self.out_of_memory {
+            self.oom_kills += 1;
+        }
+        self.out_of_memory = out;
     }
 
     fn info(&self) -> DomainInfo {
@@ -163,6 +190,9 @@ impl SimHost {
             },
             balloon: Balloon::new(config.dom0_mem_kb, config.dom0_mem_kb, 0),
             working_set_kb: 0,
+            kernel_offset_kb: 0,
+            oom_kills: 0,
+            out_of_memory: false,
             cpu_time_ns: 0.0,
             state: DomainState::Running,
             workload: None,
@@ -227,6 +257,9 @@ impl SimHost {
             },
             balloon: Balloon::new(vm.mem_kb, vm.mem_max_kb, vm.balloon_rate_kb_s),
             working_set_kb: vm.working_set_kb,
+            kernel_offset_kb: vm.kernel_offset_kb,
+            oom_kills: 0,
+            out_of_memory: false,
             cpu_time_ns: 0.0,
             state: DomainState::Blocked,
             workload: Some(Workload::new(
@@ -324,6 +357,11 @@ impl SimHost {
         self.counters
     }
 
+    /// How many times `name`'s guest ran out of memory (0 if unknown).
+    pub fn oom_kills(&self, name: &str) -> u32 {
+        self.by_name(name).map_or(0, |d| d.oom_kills)
+    }
+
     pub fn domid(&self, name: &str) -> Option<DomId> {
         self.by_name(name).map(|d| d.domid)
     }
@@ -383,6 +421,7 @@ impl SimHost {
         for domain in &mut self.domains {
             let moved = domain.balloon.step(step_ms, free_kb);
             free_kb = free_kb.saturating_add_signed(-moved);
+            domain.check_memory();
         }
 
         let step_ms = self.step_ns as f64 / NS_PER_MS as f64;

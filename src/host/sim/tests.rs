@@ -508,3 +508,30 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_guest_sees_its_target_less_the_kernel_offset_and_runs_out_below_half_its_working_set() {
+    // As measured on Xen 4.17: a Debian PV guest at a 128 MiB target shows
+    // MemTotal about 48 MiB lower.
+    let mut guest = vm("web", 3, 20);
+    guest.mem_kb = 131_072;
+    guest.mem_max_kb = 262_144;
+    guest.working_set_kb = 40_960;
+    guest.kernel_offset_kb = 49_152;
+    let mut sim = host(1, 1, vec![guest]);
+    let domid = sim.domid("web").unwrap();
+    sim.advance(SECOND);
+    let report = sim.guest_report(domid).unwrap();
+    assert_eq!(report.mem_total_kb, Some(131_072 - 49_152));
+    assert_eq!(report.mem_free_kb, Some(131_072 - 49_152 - 40_960));
+    assert_eq!(sim.oom_kills("web"), 0);
+    // 64 MiB target: MemTotal 16 MiB, under half the 40 MiB working set.
+    sim.set_memory_target(domid, 65_536).unwrap();
+    sim.advance(5 * SECOND);
+    assert_eq!(sim.oom_kills("web"), 1, "one kill per episode");
+    sim.set_memory_target(domid, 131_072).unwrap();
+    sim.advance(5 * SECOND);
+    sim.set_memory_target(domid, 65_536).unwrap();
+    sim.advance(5 * SECOND);
+    assert_eq!(sim.oom_kills("web"), 2);
+}
