@@ -113,7 +113,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
         {
             let keep = target_for_use(used_kb, policy)
-                .saturating_add(kernel_offset_kb(&slot.usage))
+                .saturating_add(kernel_offset_kb(slot.usage))
                 .max(guaranteed);
             let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));
             if to < current && current - to >= deadband {
