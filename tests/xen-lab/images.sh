@@ -86,6 +86,10 @@ build_domu_image() {
     install -m 0755 /bin/busybox "$img/bin/busybox"
     install -m 0755 "$LAB/domU/init" "$img/init"
     install -m 0755 "$LAB/domU/work.cgi" "$img/www/cgi-bin/work"
+    install -m 0755 "$LAB/domU/hog.cgi" "$img/www/cgi-bin/hog"
+    if [ -x "$OUT/rex-agent" ]; then
+        install -s -m 0755 "$OUT/rex-agent" "$img/bin/rex-agent"
+    fi
     echo "rex xen lab guest" > "$img/www/index.html"
     install -m 0644 "$OUT/cache/root/lib/modules/$kver/kernel/drivers/net/xen-netfront.ko" "$img/lib/"
     (cd "$img" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/domU.cpio.gz"

@@ -62,6 +62,13 @@ main() {
     # still boots, but the rex checks it cannot run count as failures.
     log "building rex (cargo build --release)"
     (cd "$ROOT" && timeout 1200 cargo build --release -q) || log "rex did not build"
+    # The guest agent, static: the guests have no C library.
+    log "building the guest agent (rex-agent, static)"
+    rm -f "$OUT/rex-agent"
+    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" timeout 600 cargo build --release -q \
+        -p rex-agent --target x86_64-unknown-linux-gnu --target-dir target/agent) &&
+        cp "$ROOT/target/agent/x86_64-unknown-linux-gnu/release/rex-agent" "$OUT/rex-agent" ||
+        log "rex-agent did not build"
     log "building the patched xl (xl-patch/build-xl.sh)"
     timeout 900 "$ROOT/xl-patch/build-xl.sh" > "$OUT/build-xl.log" 2>&1 ||
         log "the patched xl did not build (see $OUT/build-xl.log); using stock xl"

@@ -49,7 +49,7 @@ name = "vm$n"
 type = "pv"
 kernel = "/lab/vmlinux"
 ramdisk = "/lab/domU.cpio.gz"
-extra = "console=hvc0 quiet rexlab.ip=$(guest_ip "$n")"
+extra = "console=hvc0 quiet rexlab.ip=$(guest_ip "$n") rexlab.agent=$([ "$n" = 4 ] && echo 0 || echo 1)"
 memory = 128
 maxmem = 256
 vcpus = 1
@@ -161,6 +161,8 @@ dom0_cpu = 100
 reserve_cpu = 0
 saturation = 80
 cooldown = $cooldown
+# A 128 MiB Debian PV guest sees ~77 MiB; its OOM killer fires near 14%.
+mem_pressure = 35
 domains = [
     "name=vm1,cap=$cap1,cap_min=20,cap_max=$omax,$mem,priority=1",
     "name=vm2,sla_ms=$sla,cap=20,cap_min=20,cap_max=80,$mem,priority=2",
