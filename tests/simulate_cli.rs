@@ -232,3 +232,19 @@ fn a_scenario_that_is_not_a_regular_file_or_has_a_nul_is_refused_with_its_place(
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("/dev/zero: not a regular file"), "{err}");
 }
+
+#[test]
+fn zero_repetitions_and_a_plot_into_a_missing_folder_are_refused_before_any_run() {
+    let out = rex(&["simulate", "--repetitions", "0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("0 is not in 1..=10000"), "{err}");
+    let out = rex(&["simulate", "--suite", "--svg", "/nonexistent/plot.svg"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "rex simulate: --svg: /nonexistent: no such directory"
+    );
+    assert!(out.stdout.is_empty(), "it ran before refusing");
+}

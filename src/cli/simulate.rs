@@ -34,8 +34,9 @@ pub struct Args {
     /// several scenarios, one file each, named FILE-SCENARIO.svg
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// Override the scenarios' number of repetitions
-    #[arg(long, value_name = "N")]
+    /// Override the scenarios' number of repetitions (1..=10000, as in a
+    /// scenario file)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub repetitions: Option<u32>,
     /// Show usage every tick in the live display
     #[arg(short, long)]
@@ -50,6 +51,18 @@ fn parse_law(name: &str) -> Result<Law, String> {
 }
 
 pub fn main(args: Args) -> ExitCode {
+    // A plot that cannot be written is found out before the run, not after.
+    if let Some(dir) = args.svg.as_deref().and_then(Path::parent) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if !dir.is_dir() {
+            crate::eprintln_safe!("rex simulate: --svg: {}: no such directory", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let mut scenarios = Vec::new();
     if args.suite {
         scenarios = Scenario::suite();
@@ -67,7 +80,7 @@ pub fn main(args: Args) -> ExitCode {
     }
     for scenario in &mut scenarios {
         if let Some(n) = args.repetitions {
-            scenario.repetitions = n.max(1);
+            scenario.repetitions = n;
         }
         if let Err(e) = simulate::preflight(scenario) {
             crate::eprintln_safe!("rex simulate: {}", crate::host::driver::error_chain(&e));

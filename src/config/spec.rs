@@ -15,6 +15,20 @@ pub struct Spec {
     flags: Vec<String>,
 }
 
+/// `text` as an error message shows it: whole when short, else its start
+/// and its length (a 100 MB value is not echoed back).
+pub fn shown(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
+}
+
 impl Spec {
     /// Parses `text`; every key must be in `allowed`, with a value.
     pub fn parse(location: String, text: &str, allowed: &[&str]) -> Result<Self, ConfigError> {
@@ -40,7 +54,9 @@ impl Spec {
                 return Err(ConfigError::new(
                     location,
                     format!(
-                        "unknown key `{key}' in \"{text}\" (known: {})",
+                        "unknown key `{}' in \"{}\" (known: {})",
+                        shown(key),
+                        shown(text),
                         allowed.join(", ")
                     ),
                 ));
@@ -102,10 +118,11 @@ impl Spec {
         let Some(v) = self.str(key) else {
             return Ok(None);
         };
-        let n = parse(v).ok_or_else(|| self.error(format!("`{key}={v}': not {what}")))?;
+        let shown_v = shown(v);
+        let n = parse(v).ok_or_else(|| self.error(format!("`{key}={shown_v}': not {what}")))?;
         if !range.contains(&n) {
             return Err(self.error(format!(
-                "`{key}={v}': out of range {}..={}",
+                "`{key}={shown_v}': out of range {}..={}",
                 range.start(),
                 range.end()
             )));
@@ -147,9 +164,12 @@ impl Spec {
         let Some(v) = self.str(key) else {
             return Ok(None);
         };
-        parse_size_kb(v)
-            .map(Some)
-            .ok_or_else(|| self.error(format!("`{key}={v}': not a memory size (e.g. 64M, 1G)")))
+        parse_size_kb(v).map(Some).ok_or_else(|| {
+            self.error(format!(
+                "`{key}={}': not a memory size (e.g. 64M, 1G)",
+                shown(v)
+            ))
+        })
     }
 }
 
@@ -202,6 +222,17 @@ mod tests {
             &["destroy"],
         );
         assert!(flags.unwrap().has_flag("destroy"));
+        let huge = format!("cap={}", "9".repeat(100_000));
+        let err = Spec::parse("f:3".into(), &huge, &["cap"])
+            .unwrap()
+            .u32_in("cap", 0..=100)
+            .unwrap_err();
+        assert!(err.to_string().len() < 200, "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("... (100000 bytes)': not a whole number"),
+            "{err}"
+        );
         let err = Spec::parse("f:3".into(), "name=a,name=b", &["name"]).unwrap_err();
         assert!(err.message.contains("twice"));
     }
