@@ -234,40 +234,29 @@ mod tests {
         );
     }
 
+    /// `rex_xl_main` with no context and no logger.
+    ///
+    /// # Safety
+    /// As for `rex_xl_main`.
+    unsafe fn without_ctx(argc: c_int, argv: *mut *mut c_char) -> c_int {
+        // SAFETY: the caller upholds rex_xl_main's contract; NULL ctx and
+        // logger are part of it.
+        unsafe { rex_xl_main(std::ptr::null_mut(), std::ptr::null_mut(), argc, argv) }
+    }
+
     #[test]
     fn null_arguments_are_invalid_not_crashes() {
         let mut arg0 = *b"rex\0";
         let mut argv = [arg0.as_mut_ptr().cast::<c_char>()];
         // SAFETY: NULL ctx is part of the contract; argv is valid.
-        let rc = unsafe {
-            rex_xl_main(
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                1,
-                argv.as_mut_ptr(),
-            )
-        };
+        let rc = unsafe { without_ctx(1, argv.as_mut_ptr()) };
         assert_eq!(rc, Status::Invalid as c_int);
         // SAFETY: argc > 0 with NULL argv must be rejected before any read.
-        let rc = unsafe {
-            rex_xl_main(
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                2,
-                std::ptr::null_mut(),
-            )
-        };
+        let rc = unsafe { without_ctx(2, std::ptr::null_mut()) };
         assert_eq!(rc, Status::Invalid as c_int);
         let mut argv_null = [std::ptr::null_mut::<c_char>()];
         // SAFETY: a NULL entry inside argv must be rejected, not read.
-        let rc = unsafe {
-            rex_xl_main(
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                1,
-                argv_null.as_mut_ptr(),
-            )
-        };
+        let rc = unsafe { without_ctx(1, argv_null.as_mut_ptr()) };
         assert_eq!(rc, Status::Invalid as c_int);
     }
 
@@ -277,14 +266,7 @@ mod tests {
         let mut argv = [arg0.as_mut_ptr().cast::<c_char>()];
         // SAFETY: argc above MAX_ARGS must be refused before argv is read
         // (argv holds one entry only).
-        let rc = unsafe {
-            rex_xl_main(
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                c_int::MAX,
-                argv.as_mut_ptr(),
-            )
-        };
+        let rc = unsafe { without_ctx(c_int::MAX, argv.as_mut_ptr()) };
         assert_eq!(rc, Status::Usage as c_int);
     }
 }

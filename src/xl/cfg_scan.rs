@@ -123,21 +123,14 @@ pub(super) fn scan(filename: &str, text: &str) -> Result<Vec<Setting>, CfgError>
                 }
                 Token::Str
             }
-            b',' => {
+            b',' | b'[' | b']' | b'=' => {
                 i += 1;
-                Token::Comma
-            }
-            b'[' => {
-                i += 1;
-                Token::Open
-            }
-            b']' => {
-                i += 1;
-                Token::Close
-            }
-            b'=' => {
-                i += 1;
-                Token::Assign
+                match c {
+                    b',' => Token::Comma,
+                    b'[' => Token::Open,
+                    b']' => Token::Close,
+                    _ => Token::Assign,
+                }
             }
             b'+' if bytes.get(i + 1) == Some(&b'=') => {
                 i += 2;
