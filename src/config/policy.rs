@@ -4,8 +4,10 @@
 //! interval = 1000                  # ms between ticks
 //! dom0_cpu = 0                     # % of one pCPU kept for dom0 on the guests' pCPUs
 //! reserve_cpu = 0                  # % of one pCPU never handed out
-//! reserve_memory = "64M"
+//! reserve_memory = "64M"          # host memory never handed out (on top of the slush)
 //! slush = "32M"                    # host free memory never to go below
+//! mem_pressure = 10                # a guest with less free (% of MemTotal)...
+//! mem_pressure_min = "16M"         # ...or less than this is grown
 //! sla_target = 85                  # % of each SLA rex aims for (10..=100)
 //! headroom = 1                     # 0: leave the free pool unallocated
 //! domains = [ "name=vm2,sla_ms=900,cap_min=20,cap_max=80,mem_min=64M,mem_max=128M" ]
@@ -39,6 +41,7 @@ pub const POLICY_KEYS: &[&str] = &[
     "cooldown",
     "smoothing",
     "mem_pressure",
+    "mem_pressure_min",
     "sla_target",
     "headroom",
     "domains",
@@ -201,6 +204,9 @@ fn parse_host_policy(cfg: &mut XluConfig) -> Result<HostPolicy, ConfigError> {
     }
     if let Some(n) = number_in(cfg, "mem_pressure", 0..=100)? {
         host.mem_pressure_free_pct = n as f64;
+    }
+    if let Some(kb) = size_kb(cfg, "mem_pressure_min")? {
+        host.mem_pressure_free_kb = kb;
     }
     if let Some(n) = number_in(cfg, "sla_target", 10..=100)? {
         host.sla_target_pct = n as f64;

@@ -119,6 +119,9 @@ pub struct HostPolicy {
     pub smoothing: f64,
     /// A guest with less than this percent of its memory free is under pressure.
     pub mem_pressure_free_pct: f64,
+    /// ... or below this much, whatever the percentage: a small guest's
+    /// OOM killer fires near 14% of a 77 MiB MemTotal, under 10% of it.
+    pub mem_pressure_free_kb: KiB,
     /// The response time rex aims for, percent of each domain's SLA: a
     /// domain above it (but within its SLA) is near its SLA; one at or
     /// below it has enough.
@@ -146,6 +149,7 @@ impl Default for HostPolicy {
             cooldown_ticks: 3,
             smoothing: 0.5,
             mem_pressure_free_pct: 10.0,
+            mem_pressure_free_kb: 16 * 1024,
             sla_target_pct: 85.0,
             headroom: true,
         }

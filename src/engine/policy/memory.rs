@@ -18,14 +18,22 @@ fn free_pct(report: &GuestReport) -> Option<f64> {
     }
 }
 
-/// The balloon target that leaves a guest using `used_kb` with twice the
-/// pressure threshold free (at most 90%): shrinking a donor no lower keeps it
-/// from coming under pressure at once.
-fn target_for_use(used_kb: KiB, policy: &HostPolicy) -> KiB {
+/// Whether a guest with `free_kb` of `total_kb` available is under
+/// pressure: below the percentage or below the absolute floor.
+fn under_pressure(policy: &HostPolicy, free_kb: KiB, total_kb: KiB) -> bool {
+    (free_kb as f64) < total_kb as f64 * policy.mem_pressure_free_pct / 100.0
+        || free_kb < policy.mem_pressure_free_kb
+}
+
+/// The MemTotal that leaves a guest using `used_kb` with twice the pressure
+/// threshold free (twice the percentage, at most 90%, and twice the
+/// absolute floor): shrinking a donor no lower keeps it from coming under
+/// pressure at once, and growing a guest to it ends its pressure.
+fn total_for_use(used_kb: KiB, policy: &HostPolicy) -> KiB {
     let headroom = (policy.mem_pressure_free_pct * 2.0).clamp(0.0, 90.0);
-    let target = used_kb as f64 * 100.0 / (100.0 - headroom);
+    let relative = used_kb as f64 * 100.0 / (100.0 - headroom);
     // `as` saturates; the result is only ever a lower bound.
-    target.ceil() as KiB
+    (relative.ceil() as KiB).max(used_kb.saturating_add(policy.mem_pressure_free_kb * 2))
 }
 
 /// The most of a balloon target a guest's kernel is believed to keep out of
@@ -87,7 +95,14 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             grow(guaranteed, Reason::Guarantee, true);
             continue;
         }
-        if let Some(free_pct) = free.filter(|&f| f < policy.mem_pressure_free_pct) {
+        let pressed = match (
+            slot.usage.report.mem_free_kb,
+            slot.usage.report.mem_total_kb,
+        ) {
+            (Some(free_kb), Some(total_kb)) => under_pressure(policy, free_kb, total_kb),
+            _ => false,
+        };
+        if let Some(free_pct) = free.filter(|_| pressed) {
             // Never above what the domain may balloon to, when known.
             let limit = match slot.usage.mem_max_kb {
                 0 => ceiling,
@@ -97,7 +112,18 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
                 .mem_trend
                 .allows(Direction::Up, tick, policy.cooldown_ticks);
             if current < limit && allowed {
-                let to = current.saturating_add(policy.max_step_mem_kb).min(limit);
+                // Enough to end the pressure, not more: what it uses with
+                // the headroom, plus what its kernel keeps; within a step.
+                let needed = slot
+                    .usage
+                    .mem_used_kb
+                    .map_or(policy.max_step_mem_kb, |used| {
+                        total_for_use(used, policy)
+                            .saturating_add(kernel_offset_kb(slot.usage))
+                            .saturating_sub(current)
+                    });
+                let grow_by = needed.clamp(deadband, policy.max_step_mem_kb.max(deadband));
+                let to = current.saturating_add(grow_by).min(limit);
                 grow(to, Reason::MemoryPressure { free_pct }, false);
             }
             continue;
@@ -112,7 +138,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
         {
-            let keep = target_for_use(used_kb, policy)
+            let keep = total_for_use(used_kb, policy)
                 .saturating_add(kernel_offset_kb(slot.usage))
                 .max(guaranteed);
             let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));

@@ -79,10 +79,15 @@
 //! more than the pool, domains above their guarantee give back, those
 //! without an SLA first, then least priority and least busy.
 //!
-//! **Memory** moves from guests with spare memory (shrinking a donor no
-//! lower than twice the pressure threshold free) to guests short of it,
-//! guarantees first, then by priority, never letting the host's free memory
-//! fall below the slush (`memory.rs`).
+//! **Memory** moves from guests with spare memory to guests short of it
+//! (free below `mem_pressure` percent of MemTotal or below
+//! `mem_pressure_min`), guarantees first, then by priority, never letting
+//! the host's free memory fall below the slush plus `reserve_memory`
+//! (`memory.rs`). Balloon targets are in allocation, guests report in
+//! MemTotal terms: what a guest's kernel keeps out of MemTotal (its target
+//! less its MemTotal) is added to what it needs. A donor keeps what it uses
+//! with twice both thresholds free; a guest under pressure grows by what
+//! it needs to get there, at most `max_step_memory` a tick.
 //!
 //! A load-driven change against the last one waits `cooldown_ticks`
 //! (`trend.rs`). The classes live in `classes.rs`, CPU in `cpu.rs`, the

@@ -728,3 +728,56 @@ fn reserved_memory_is_never_handed_out() {
     assert!(grows_with(0), "short of memory with 64 MiB free");
     assert!(!grows_with(64 * 1024), "the 64 MiB reserve was handed out");
 }
+
+/// The memory change `decide` plans for one SLA-less domain at a 128 MiB
+/// target reporting `free_kb` of `total_kb`, on a host with plenty free.
+fn memory_plan_for(free_kb: KiB, total_kb: KiB) -> Option<(KiB, KiB)> {
+    let mut cfg = config_without_headroom(vec![DomainPolicy {
+        mem_max_kb: 512 * 1024,
+        ..best_effort("db")
+    }]);
+    cfg.host.slush_kb = 0;
+    let mut policy = Policy::new(cfg);
+    let mut db = usage(1, "db", 20, 18.0);
+    db.mem_current_kb = 128 * 1024;
+    db.mem_target_kb = 128 * 1024;
+    db.mem_max_kb = 512 * 1024;
+    db.report = GuestReport {
+        mem_free_kb: Some(free_kb),
+        mem_total_kb: Some(total_kb),
+        response_ms: None,
+    };
+    db.mem_used_kb = Some(total_kb - free_kb);
+    let plan = policy.decide(&host(1, 1 << 20), &[db]);
+    plan.changes.iter().find_map(|c| match c.action {
+        Action::Memory { from, to } => Some((from, to)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_small_guest_is_grown_before_its_oom_killer_fires() {
+    // 12 MiB free of a 77 MiB MemTotal: 15%, above the 10% threshold but
+    // where a small guest's OOM killer fires (near 14%).
+    let change = memory_plan_for(12 * 1024, 77 * 1024);
+    assert!(
+        matches!(change, Some((from, to)) if to > from),
+        "not grown: {change:?}"
+    );
+    // Plenty free: not grown (it gives back, keeping its use, twice the
+    // 16 MiB floor free and its kernel's 51 MiB: 27 + 32 + 51 = 110 MiB).
+    assert_eq!(
+        memory_plan_for(50 * 1024, 77 * 1024),
+        Some((128 * 1024, 110 * 1024))
+    );
+}
+
+#[test]
+fn a_guest_under_pressure_is_grown_by_its_shortfall_not_a_whole_step() {
+    // 8 MiB free of 100 MiB: using 92 MiB. With twice the thresholds free
+    // (20% and 32 MiB) it needs a MemTotal of 124 MiB; its kernel keeps
+    // 28 MiB of its 128 MiB target out of MemTotal, so the target is 152
+    // MiB: +24 MiB, not the 64 MiB step.
+    let (from, to) = memory_plan_for(8 * 1024, 100 * 1024).expect("grown");
+    assert_eq!((from, to), (128 * 1024, 152 * 1024));
+}
