@@ -316,13 +316,28 @@ fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), Test
                 "{}: above mem_max",
                 p.name
             );
-            let short = p.mem_min_kb.saturating_sub(row.mem_target_kb);
+            // Never above what the domain may have (its maxmem), even for
+            // a guarantee: Xen would refuse it.
+            let floor = match row.mem_max_kb {
+                0 => p.mem_min_kb,
+                max => p.mem_min_kb.min(max),
+            };
+            let short = floor.saturating_sub(row.mem_target_kb);
             prop_assert!(
-                short == 0 || (was.mem_target_kb < p.mem_min_kb && budget - growth < short),
-                "{}: memory {} below mem_min {} with budget left",
+                short == 0 || (was.mem_target_kb < floor && budget - growth < short),
+                "{}: memory {} below mem_min {} (maxmem {}) with budget left",
                 p.name,
                 row.mem_target_kb,
-                p.mem_min_kb
+                p.mem_min_kb,
+                row.mem_max_kb
+            );
+            let raised = row.mem_target_kb > was.mem_target_kb;
+            prop_assert!(
+                !raised || row.mem_max_kb == 0 || row.mem_target_kb <= row.mem_max_kb,
+                "{}: grown to {} above its maxmem {}",
+                p.name,
+                row.mem_target_kb,
+                row.mem_max_kb
             );
         }
     }

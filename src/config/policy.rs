@@ -50,10 +50,13 @@ pub const POLICY_KEYS: &[&str] = &[
 
 const DOMAIN_KEYS: &[&str] = &[
     "name", "sla_ms", "cap", "memory", "cap_min", "cap_max", "mem_min", "mem_max", "weight",
-    "priority", "load",
+    "priority", "load", "force",
 ];
 
 const ROW_KEYS: &[&str] = &["domain", "load", "cap", "memory", "sla_ms"];
+
+/// Smallest memory bound rex takes without `force`, kB.
+const MIN_MEMORY_BOUND_KB: KiB = 16 * 1024;
 
 /// Largest cap rex accepts in a policy: 128 vCPUs' worth.
 const CAP_LIMIT: u32 = 12_800;
@@ -73,7 +76,12 @@ pub fn parse_policy(cfg: &mut XluConfig) -> Result<PolicyConfig, ConfigError> {
     let mut domains = Vec::new();
     let mut names = std::collections::HashSet::new();
     for (i, text) in cfg.list("domains")?.unwrap_or_default().iter().enumerate() {
-        let spec = Spec::parse(cfg.list_item_location("domains", i), text, DOMAIN_KEYS)?;
+        let spec = Spec::parse_with_flags(
+            cfg.list_item_location("domains", i),
+            text,
+            DOMAIN_KEYS,
+            &["force"],
+        )?;
         let domain = parse_domain(&spec, &tables)?;
         if !names.insert(domain.name.clone()) {
             return Err(ConfigError::new(
@@ -269,6 +277,18 @@ fn parse_domain(
     }
     let mem_min_kb = spec.size_kb("mem_min")?.unwrap_or(0);
     let mem_max_kb = spec.size_kb("mem_max")?.unwrap_or(u64::MAX / 2);
+    // `mem_max=128K` for 128M would balloon a guest to nothing.
+    for key in ["mem_min", "mem_max", "memory"] {
+        if let Some(kb) = spec.size_kb(key)? {
+            if kb < MIN_MEMORY_BOUND_KB && !spec.has_flag("force") {
+                return Err(err(format!(
+                    "`{key}={}': below {} MiB, no guest runs in that; add `force' to                      the domain if it is meant",
+                    spec.str(key).unwrap_or_default(),
+                    MIN_MEMORY_BOUND_KB / 1024
+                )));
+            }
+        }
+    }
     if mem_min_kb > mem_max_kb {
         return Err(err(format!(
             "mem_min {} MiB is above mem_max {} MiB",

@@ -71,7 +71,17 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         let guaranteed = slot.policy.guaranteed_mem_kb();
         let current = slot.usage.mem_target_kb;
         let free = free_pct(&slot.usage.report);
-        let mut grow = |to, reason, forced| {
+        // Nothing is ever asked above the domain's maxmem: Xen refuses it
+        // (every tick, for a guarantee above it).
+        let domain_max = match slot.usage.mem_max_kb {
+            0 => KiB::MAX,
+            max => max,
+        };
+        let mut grow = |to: KiB, reason, forced| {
+            let to = to.min(domain_max);
+            if to <= current {
+                return;
+            }
             grows.push(Grow {
                 slot: i,
                 to,

@@ -213,6 +213,9 @@ pub struct Policy {
     /// Uncapped unmanaged guests already warned about, with the tick they
     /// were last seen (so a domain that comes back is warned about again).
     warned_uncapped: HashMap<DomId, u64>,
+    /// Managed domains whose policy asks more than they can take, already
+    /// warned about, with the tick they were last seen so.
+    warned_misfit: HashMap<DomId, u64>,
     /// Whether the last tick found the guarantees larger than the pool.
     over_committed: bool,
     tick: u64,
@@ -299,6 +302,7 @@ impl Policy {
             sla_changed: HashSet::new(),
             remembered: Vec::new(),
             warned_uncapped: HashMap::new(),
+            warned_misfit: HashMap::new(),
             over_committed: false,
             tick: 0,
             law,
@@ -373,8 +377,10 @@ impl Policy {
         // domid is managed and the other is not.
         let mut claimed = vec![false; self.config.domains.len()];
         let mut previous = std::mem::take(&mut self.remembered).into_iter().peekable();
-        let mut slots: Vec<Slot> = Vec::with_capacity(order.len());
         let mut unmanaged_caps: u64 = 0;
+        // Managed domains with their index in the configuration and, for a
+        // policy asking more than the domain can take, a fitted copy.
+        let mut managed_rows: Vec<(&Usage, usize, Option<DomainPolicy>, Remembered)> = Vec::new();
         for u in order {
             if u.domid == 0 {
                 continue;
@@ -414,9 +420,24 @@ impl Policy {
                     give_back_floor: 0,
                     headroom: 0,
                 });
+            let fitted = validate::fit_to_domain(&self.config.domains[i], u).map(|(p, what)| {
+                if self.warned_misfit.insert(u.domid, tick).is_none() {
+                    log::warn!(
+                        "domain {} ({}): its policy asks for {what}: held within them",
+                        u.name,
+                        u.domid
+                    );
+                }
+                p
+            });
+            managed_rows.push((u, i, fitted, remembered));
+        }
+        let mut slots: Vec<Slot> = Vec::with_capacity(managed_rows.len());
+        for (u, i, fitted, remembered) in &managed_rows {
+            let remembered = remembered.clone();
             slots.push(Slot {
                 usage: u,
-                policy: &self.config.domains[i],
+                policy: fitted.as_ref().unwrap_or(&self.config.domains[*i]),
                 sla_changed: !self.sla_changed.is_empty()
                     && self.sla_changed.contains(u.name.as_str()),
                 cap_trend: remembered.cap,
@@ -433,6 +454,8 @@ impl Policy {
             });
         }
         self.warned_uncapped.retain(|_, seen| *seen == tick);
+        // A domain that fits again, or is gone, is warned about afresh.
+        self.warned_misfit.retain(|_, seen| *seen == tick);
 
         let pool = cpu::pool(host, host_policy, unmanaged_caps);
         let law = self.law.control();

@@ -781,3 +781,28 @@ fn a_guest_under_pressure_is_grown_by_its_shortfall_not_a_whole_step() {
     let (from, to) = memory_plan_for(8 * 1024, 100 * 1024).expect("grown");
     assert_eq!((from, to), (128 * 1024, 152 * 1024));
 }
+
+#[test]
+fn bounds_beyond_what_the_domain_can_take_are_held_within_it() {
+    // cap_min 150 on a 1-vCPU domain and a 512 MiB memory guarantee above
+    // its 256 MiB maxmem: Xen refuses both, every tick, unless rex keeps
+    // within 100% and maxmem.
+    let mut greedy = managed("web", 150);
+    greedy.cap_min = 150;
+    greedy.cap_max = 300;
+    greedy.mem_min_kb = 512 * 1024;
+    greedy.mem_max_kb = 1024 * 1024;
+    greedy.level.mem_kb = 512 * 1024;
+    let mut policy = Policy::new(config_without_headroom(vec![greedy]));
+    let web = usage(1, "web", 20, 18.0); // 1 vCPU, maxmem 256 MiB
+    for _ in 0..3 {
+        let plan = policy.decide(&host(4, 1 << 20), std::slice::from_ref(&web));
+        for change in &plan.changes {
+            match change.action {
+                Action::Cap { to, .. } => assert!(to <= 100, "cap {to}%: {plan:?}"),
+                Action::Memory { to, .. } => assert!(to <= 256 * 1024, "memory {to} kB"),
+                Action::Weight { .. } => {}
+            }
+        }
+    }
+}

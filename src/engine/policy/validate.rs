@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use super::{PolicyError, WEIGHT_MAX};
 use crate::engine::model::{HostInfo, KiB};
 use crate::engine::sla::{DomainPolicy, PolicyConfig};
+use crate::engine::Usage;
 
 /// How many domains an over-capacity message names, largest first.
 const NAMED_IN_SUMS: usize = 5;
@@ -199,6 +200,29 @@ fn sum_named(
 }
 
 /// Memory for messages, in MiB when whole, else KiB.
+/// A domain's policy fitted to what the domain can take, when its caps
+/// ask for more than 100% a vCPU: Xen refuses such a cap, so a misfit
+/// policy would fail a change every tick. (Memory beyond the domain's
+/// maxmem is never asked for: growth stops there, `memory.rs`.) `None` when
+/// the policy fits as it is; else the fitted copy and what was fitted, for
+/// one warning.
+pub(super) fn fit_to_domain(p: &DomainPolicy, u: &Usage) -> Option<(DomainPolicy, String)> {
+    let cap_limit = u.vcpus.max(1).saturating_mul(100);
+    if p.cap_max <= cap_limit && p.cap_min <= cap_limit && p.level.cap_pct <= cap_limit {
+        return None;
+    }
+    let mut fitted = p.clone();
+    fitted.cap_max = p.cap_max.min(cap_limit);
+    fitted.cap_min = p.cap_min.min(cap_limit);
+    fitted.level.cap_pct = p.level.cap_pct.min(cap_limit);
+    let what = format!(
+        "caps up to {}% where its {} vCPU(s) allow {cap_limit}%",
+        p.cap_max.max(p.cap_min).max(p.level.cap_pct),
+        u.vcpus.max(1)
+    );
+    Some((fitted, what))
+}
+
 fn mib(kb: KiB) -> String {
     if kb.is_multiple_of(1024) {
         format!("{}M", kb / 1024)
