@@ -282,7 +282,8 @@ fn parse_domain(
         if let Some(kb) = spec.size_kb(key)? {
             if kb < MIN_MEMORY_BOUND_KB && !spec.has_flag("force") {
                 return Err(err(format!(
-                    "`{key}={}': below {} MiB, no guest runs in that; add `force' to                      the domain if it is meant",
+                    "`{key}={}': below {} MiB, no guest runs in that; add `force' to \
+                     the domain if it is meant",
                     spec.str(key).unwrap_or_default(),
                     MIN_MEMORY_BOUND_KB / 1024
                 )));
@@ -452,6 +453,20 @@ decomposition = [ "domain=vm2,load=40,cap=20,memory=64M",
             assert_eq!(e.location, location, "{text:?}: {e}");
             assert!(e.message.contains(message), "{text:?}: {e}");
         }
+        // mem_max=128K meant as 128M is refused; a tiny bound that is meant
+        // says so.
+        let e = error_of("domains = [ \"name=a,mem_max=128K\" ]\n");
+        assert_eq!(e.location, "p.cfg:1");
+        assert_eq!(
+            e.message,
+            "`mem_max=128K': below 16 MiB, no guest runs in that; add `force' to the domain if \
+             it is meant"
+        );
+        let p = parse_policy_text(
+            "p.cfg",
+            "domains = [ \"name=a,mem_min=4M,mem_max=8M,force\" ]\n",
+        );
+        assert_eq!(p.unwrap().domain("a").unwrap().mem_max_kb, 8 * 1024);
         // Lists may be added to, as in xl's own configs.
         let p = parse_policy_text(
             "p.cfg",

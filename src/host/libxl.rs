@@ -16,6 +16,7 @@ use crate::engine::{
     DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler,
 };
 use crate::xl::ops::{scheduler_name, SCHEDULER_CREDIT, SCHEDULER_CREDIT2};
+use crate::xl::types::Physinfo;
 use crate::xl::xs::Xenstore;
 use crate::xl::{BorrowedCtx, Context, Ctx, EventCtx, Libxl, XlError};
 
@@ -99,11 +100,7 @@ impl<C: Context> LibxlHost<C> {
     /// Xen's per-domain maximum when xenstore cannot say.
     fn memory_ceiling_kb(&mut self, domid: DomId, xen_max_kb: KiB) -> KiB {
         if self.host_total_kb == 0 {
-            self.host_total_kb = self
-                .ctx
-                .physinfo()
-                .map(|p| p.raw().total_pages * 4)
-                .unwrap_or(0);
+            self.host_total_kb = self.ctx.physinfo().map(|p| total_mem_kb(&p)).unwrap_or(0);
         }
         let raw = self.xenstore.as_ref().and_then(|xs| {
             xs.read(&format!("/local/domain/{domid}/{STATIC_MAX_KEY}"))
@@ -170,6 +167,12 @@ fn state_of(info: &libxl_sys::libxl_dominfo) -> DomainState {
     } else {
         DomainState::Running
     }
+}
+
+/// The host's memory, kB. Xen pages are 4 KiB on every architecture libxl
+/// supports here.
+fn total_mem_kb(phys: &Physinfo) -> KiB {
+    phys.raw().total_pages * 4
 }
 
 fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> super::BoxError {
@@ -244,8 +247,7 @@ impl<C: Context> Host for LibxlHost<C> {
         };
         Ok(HostInfo {
             guest_pcpus,
-            // Xen pages are 4 KiB on every architecture libxl supports here.
-            total_mem_kb: phys.raw().total_pages * 4,
+            total_mem_kb: total_mem_kb(&phys),
             free_mem_kb,
             scheduler: self.scheduler(scheduler),
         })

@@ -53,6 +53,12 @@ fn kernel_offset_kb(usage: &crate::engine::Usage) -> KiB {
     })
 }
 
+/// The balloon target that gives a guest using `used_kb` the MemTotal of
+/// [`total_for_use`], on top of what its kernel keeps.
+fn target_for_use(used_kb: KiB, usage: &crate::engine::Usage, policy: &HostPolicy) -> KiB {
+    total_for_use(used_kb, policy).saturating_add(kernel_offset_kb(usage))
+}
+
 /// A growth asked for by one domain.
 struct Grow {
     slot: usize,
@@ -113,11 +119,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             _ => false,
         };
         if let Some(free_pct) = free.filter(|_| pressed) {
-            // Never above what the domain may balloon to, when known.
-            let limit = match slot.usage.mem_max_kb {
-                0 => ceiling,
-                domain_max => ceiling.min(domain_max),
-            };
+            let limit = ceiling.min(domain_max);
             let allowed = slot
                 .mem_trend
                 .allows(Direction::Up, tick, policy.cooldown_ticks);
@@ -128,9 +130,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
                     .usage
                     .mem_used_kb
                     .map_or(policy.max_step_mem_kb, |used| {
-                        total_for_use(used, policy)
-                            .saturating_add(kernel_offset_kb(slot.usage))
-                            .saturating_sub(current)
+                        target_for_use(used, slot.usage, policy).saturating_sub(current)
                     });
                 let grow_by = needed.clamp(deadband, policy.max_step_mem_kb.max(deadband));
                 let to = current.saturating_add(grow_by).min(limit);
@@ -148,9 +148,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
         {
-            let keep = total_for_use(used_kb, policy)
-                .saturating_add(kernel_offset_kb(slot.usage))
-                .max(guaranteed);
+            let keep = target_for_use(used_kb, slot.usage, policy).max(guaranteed);
             let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));
             if to < current && current - to >= deadband {
                 slot.mem.set(to, Reason::SpareMemory { free_pct: free });

@@ -380,7 +380,8 @@ impl Policy {
         let mut unmanaged_caps: u64 = 0;
         // Managed domains with their index in the configuration and, for a
         // policy asking more than the domain can take, a fitted copy.
-        let mut managed_rows: Vec<(&Usage, usize, Option<DomainPolicy>, Remembered)> = Vec::new();
+        let mut managed_rows: Vec<(&Usage, usize, Remembered)> = Vec::new();
+        let mut fitted_policies: Vec<Option<DomainPolicy>> = Vec::new();
         for u in order {
             if u.domid == 0 {
                 continue;
@@ -430,14 +431,16 @@ impl Policy {
                 }
                 p
             });
-            managed_rows.push((u, i, fitted, remembered));
+            managed_rows.push((u, i, remembered));
+            fitted_policies.push(fitted);
         }
         let mut slots: Vec<Slot> = Vec::with_capacity(managed_rows.len());
-        for (u, i, fitted, remembered) in &managed_rows {
-            let remembered = remembered.clone();
+        // The rows are moved into the slots; the fitted copies stay behind
+        // for the slots to borrow.
+        for ((u, i, remembered), fitted) in managed_rows.into_iter().zip(&fitted_policies) {
             slots.push(Slot {
                 usage: u,
-                policy: fitted.as_ref().unwrap_or(&self.config.domains[*i]),
+                policy: fitted.as_ref().unwrap_or(&self.config.domains[i]),
                 sla_changed: !self.sla_changed.is_empty()
                     && self.sla_changed.contains(u.name.as_str()),
                 cap_trend: remembered.cap,
