@@ -9,9 +9,9 @@ use std::ffi::{c_char, c_int, CStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use clap::Parser;
 use libxl_sys as sys;
 
+use crate::daemon::args::{help_text, Parsed};
 use crate::daemon::{self, DaemonArgs};
 use crate::host::driver::error_chain;
 use crate::host::libxl::LibxlHost;
@@ -64,18 +64,6 @@ static VERSION: &CStr =
 #[no_mangle]
 pub extern "C" fn rex_version() -> *const c_char {
     boundary(std::ptr::null(), || VERSION.as_ptr())
-}
-
-/// `xl rex`'s options: those of `rex run` without `--actuator` (xl must
-/// not fork a second xl).
-#[derive(Debug, Parser)]
-#[command(
-    name = "xl rex",
-    about = "Reallocate idle CPU and memory to domains that need it"
-)]
-struct XlRexArgs {
-    #[command(flatten)]
-    daemon: DaemonArgs,
 }
 
 /// Runs the reallocator inside xl, on xl's context, until SIGINT/SIGTERM.
@@ -141,16 +129,25 @@ unsafe fn collect_args(argc: c_int, argv: *mut *mut c_char) -> Option<Vec<OsStri
 }
 
 fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
-    let args = match XlRexArgs::try_parse_from(args) {
-        Ok(args) => args,
+    // `xl rex`'s options are those of `rex run` without `--actuator`: xl
+    // must not fork a second xl.
+    let args = match DaemonArgs::parse(args.into_iter().skip(1)) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => {
+            let help = help_text(
+                "xl rex",
+                "Reallocate idle CPU and memory to domains that need it",
+            );
+            crate::print_safe!("{help}");
+            return Status::Ok;
+        }
+        Ok(Parsed::Version) => {
+            crate::print_safe!("xl rex (librex) {}\n", env!("CARGO_PKG_VERSION"));
+            return Status::Ok;
+        }
         Err(e) => {
-            // clap's own wording; --help and --version are not errors.
-            let _ = e.print();
-            return if e.use_stderr() {
-                Status::Usage
-            } else {
-                Status::Ok
-            };
+            crate::eprintln_safe!("xl rex: {e}\nTry 'xl rex --help' for more information.");
+            return Status::Usage;
         }
     };
     let report = |e: &daemon::DaemonError| {
@@ -161,12 +158,12 @@ fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
             Status::Xen
         }
     };
-    let config = match daemon::load(&args.daemon) {
+    let config = match daemon::load(&args) {
         Ok(config) => config,
         Err(e) => return report(&e.into()),
     };
     let host = LibxlHost::borrowed(ctx);
-    match daemon::run(host, config, &args.daemon, Box::new(std::io::stdout())) {
+    match daemon::run(host, config, &args, Box::new(std::io::stdout())) {
         Ok(_) => Status::Ok,
         Err(e) => report(&e),
     }

@@ -25,7 +25,15 @@ macro_rules! eprintln_safe {
     }};
 }
 
-pub mod cli;
+/// `print!` to stdout that cannot panic, for the same reason.
+#[macro_export]
+macro_rules! print_safe {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod config;
 pub mod daemon;
 pub mod display;
@@ -33,7 +41,6 @@ pub mod engine;
 pub mod ffi;
 pub mod host;
 pub mod input;
-pub mod plot;
 pub mod simulate;
 pub mod stats;
 pub mod xl;

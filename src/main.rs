@@ -2,7 +2,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rex::cli;
+
+mod cli;
+mod plot;
 
 #[derive(Parser)]
 #[command(name = "rex", version, about = "Resource reallocator for Xen hosts", long_about = None)]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::simulate::{RunResult, TimelinePoint};
+use rex::simulate::{RunResult, TimelinePoint};
 
 const COLOURS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),

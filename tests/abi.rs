@@ -123,6 +123,32 @@ fn library_exports_exactly_the_header_functions() {
     assert_eq!(exported, declared, "exports (T) of librex.so vs rex.h");
 }
 
+/// librex is loaded into every `xl rex`: it carries the daemon, not the
+/// `rex` binary's command line (clap) or plotting (plotters).
+#[test]
+fn library_links_no_command_line_or_plotting_crate() {
+    let lib = librex();
+    let nm = Command::new("nm").arg(&lib).output().expect("running nm");
+    assert!(nm.status.success());
+    let symbols = String::from_utf8_lossy(&nm.stdout);
+    // Not vacuous: the library's own symbols are there to be read.
+    assert!(
+        symbols.contains("rex_xl_main") && symbols.lines().count() > 1000,
+        "{} has no symbol table to check",
+        lib.display()
+    );
+    for crate_name in ["clap", "plotters"] {
+        let found: Vec<&str> = symbols
+            .lines()
+            .filter(|l| l.contains(crate_name))
+            .take(3)
+            .collect();
+        assert!(found.is_empty(), "librex.so links {crate_name}: {found:?}");
+    }
+    let size = std::fs::metadata(&lib).map(|m| m.len()).unwrap_or(0);
+    eprintln!("librex.so: {size} bytes");
+}
+
 #[test]
 fn header_version_macros_match_the_library() {
     let h = header();

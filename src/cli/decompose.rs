@@ -14,9 +14,9 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::config::parse_size_kb;
-use crate::engine::decompose::{decompose, BenchRun, DomainDecomposition};
-use crate::engine::KiB;
+use rex::config::parse_size_kb;
+use rex::engine::decompose::{decompose, BenchRun, DomainDecomposition};
+use rex::engine::KiB;
 
 /// Largest cap accepted: 128 vCPUs' worth, as in policy files.
 const CAP_LIMIT: u32 = 12_800;
@@ -44,13 +44,13 @@ pub fn main(args: Args) -> ExitCode {
             match out.write_all(output.as_bytes()).and_then(|_| out.flush()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    crate::eprintln_safe!("rex decompose: stdout: {e}");
+                    rex::eprintln_safe!("rex decompose: stdout: {e}");
                     ExitCode::FAILURE
                 }
             }
         }
         Err(message) => {
-            crate::eprintln_safe!("rex decompose: {message}");
+            rex::eprintln_safe!("rex decompose: {message}");
             ExitCode::FAILURE
         }
     }
@@ -64,7 +64,7 @@ fn run(args: &Args) -> Result<String, String> {
             args.sla_ms
         ));
     }
-    let text = crate::input::read_text_file(&args.runs)?;
+    let text = rex::input::read_text_file(&args.runs)?;
     let mut runs = parse_runs(&args.runs, &text)?;
     if let Some(name) = &args.domain {
         check_domain_name(name).map_err(|e| format!("--domain: {e}"))?;
@@ -89,7 +89,7 @@ fn run(args: &Args) -> Result<String, String> {
             .map_or(String::new(), |n| format!("domain `{n}', "));
         for unmet in &d.unmet {
             let f = &unmet.fastest;
-            crate::eprintln_safe!(
+            rex::eprintln_safe!(
                 "rex decompose: warning: {who}load {}: no run met {} ms (fastest {} ms with \
                  cap={},memory={}); no row written, the policy uses the highest load that met it",
                 unmet.load,
@@ -108,7 +108,7 @@ fn run(args: &Args) -> Result<String, String> {
         }
     }
     if decomposition.iter().any(|d| d.domain.is_none()) {
-        crate::eprintln_safe!(
+        rex::eprintln_safe!(
             "rex decompose: warning: no `domain' column and no --domain: add domain=NAME to each \
              row before pasting"
         );

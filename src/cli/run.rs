@@ -4,10 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::daemon::{self, DaemonArgs, DaemonError};
-use crate::host::driver::error_chain;
-use crate::host::exec::{resolve_xl, ExecHost, XlCommand};
-use crate::host::libxl::LibxlHost;
+use std::ffi::OsString;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use rex::daemon::args::{ArgsError, OPTIONS};
+use rex::daemon::{self, DaemonArgs, DaemonError};
+use rex::host::driver::error_chain;
+use rex::host::exec::{resolve_xl, ExecHost, XlCommand};
+use rex::host::libxl::LibxlHost;
 
 /// How changes are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,7 +25,7 @@ pub enum Actuator {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub daemon: DaemonArgs,
+    pub daemon: Daemon,
     /// How changes are applied
     #[arg(long, value_enum, default_value_t = Actuator::Libxl)]
     pub actuator: Actuator,
@@ -30,27 +34,95 @@ pub struct Args {
     pub xl: Option<PathBuf>,
 }
 
+/// The daemon's options, defined once in the library (`xl rex` parses
+/// them there, without clap) and offered to clap from that table.
+/// A bad value is reported by `main`, in rex's words, not clap's.
+#[derive(Debug)]
+pub struct Daemon(pub Result<DaemonArgs, ArgsError>);
+
+impl clap::FromArgMatches for Daemon {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = DaemonArgs::default();
+        let mut first_error = None;
+        for option in OPTIONS {
+            let result = if option.value.is_some() {
+                match matches.get_one::<OsString>(option.long) {
+                    Some(value) => args.set(option.long, Some(value)),
+                    None => Ok(()),
+                }
+            } else if matches.get_flag(option.long) {
+                args.set(option.long, None)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        Ok(Self(first_error.map_or(Ok(args), Err)))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for Daemon {
+    fn augment_args(cmd: Command) -> Command {
+        OPTIONS.iter().fold(cmd, |cmd, option| {
+            let mut arg = Arg::new(option.long)
+                .long(option.long)
+                .help(option.help)
+                // Repeated, the last one wins (as in `xl rex`).
+                .overrides_with(option.long);
+            if let Some(short) = option.short {
+                arg = arg.short(short);
+            }
+            arg = match option.value {
+                Some(name) => arg
+                    .value_name(name)
+                    .value_parser(clap::value_parser!(OsString))
+                    .action(ArgAction::Set),
+                None => arg.action(ArgAction::SetTrue),
+            };
+            cmd.arg(arg)
+        })
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
 pub fn main(args: Args) -> ExitCode {
-    match run(&args) {
+    let daemon = match &args.daemon.0 {
+        Ok(daemon) => daemon,
+        Err(e) => {
+            rex::eprintln_safe!("rex run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, daemon) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::eprintln_safe!("rex run: {}", error_chain(&e));
+            rex::eprintln_safe!("rex run: {}", error_chain(&e));
             ExitCode::from(e.status())
         }
     }
 }
 
-fn run(args: &Args) -> Result<daemon::Stopped, DaemonError> {
+fn run(args: &Args, daemon_args: &DaemonArgs) -> Result<daemon::Stopped, DaemonError> {
     // The policy first: a config error is reported as one, before any
     // attempt to reach Xen.
-    let config = daemon::load(&args.daemon)?;
+    let config = daemon::load(daemon_args)?;
     let host = LibxlHost::open()?;
     let out = Box::new(std::io::stdout());
     match args.actuator {
-        Actuator::Libxl => daemon::run(host, config, &args.daemon, out),
+        Actuator::Libxl => daemon::run(host, config, daemon_args, out),
         Actuator::Exec => {
             let xl = XlCommand::new(resolve_xl(args.xl.clone()));
-            daemon::run(ExecHost::new(host, xl), config, &args.daemon, out)
+            daemon::run(ExecHost::new(host, xl), config, daemon_args, out)
         }
     }
 }

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::config::scenario::Scenario;
-use crate::display::Display;
-use crate::simulate::{self, Law, RunResult};
-use crate::stats::{summarize, Summary};
+use rex::config::scenario::Scenario;
+use rex::display::Display;
+use rex::simulate::{self, Law, RunResult};
+use rex::stats::{summarize, Summary};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -59,7 +59,7 @@ pub fn main(args: Args) -> ExitCode {
             dir
         };
         if !dir.is_dir() {
-            crate::eprintln_safe!("rex simulate: --svg: {}: no such directory", dir.display());
+            rex::eprintln_safe!("rex simulate: --svg: {}: no such directory", dir.display());
             return ExitCode::FAILURE;
         }
     }
@@ -73,7 +73,7 @@ pub fn main(args: Args) -> ExitCode {
         match Scenario::load(path) {
             Ok(s) => scenarios.push(s),
             Err(e) => {
-                crate::eprintln_safe!("rex simulate: {e}");
+                rex::eprintln_safe!("rex simulate: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -83,7 +83,7 @@ pub fn main(args: Args) -> ExitCode {
             scenario.repetitions = n;
         }
         if let Err(e) = simulate::preflight(scenario) {
-            crate::eprintln_safe!("rex simulate: {}", crate::host::driver::error_chain(&e));
+            rex::eprintln_safe!("rex simulate: {}", rex::host::driver::error_chain(&e));
             return ExitCode::FAILURE;
         }
     }
@@ -97,7 +97,7 @@ pub fn main(args: Args) -> ExitCode {
         let runs = match run_laws(scenario, &laws, &args, !several) {
             Ok(runs) => runs,
             Err(e) => {
-                crate::eprintln_safe!("rex simulate: {e}");
+                rex::eprintln_safe!("rex simulate: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -114,7 +114,7 @@ pub fn main(args: Args) -> ExitCode {
                 .filter_map(|d| d.sla_ms)
                 .reduce(f64::min);
             if let Err(e) = crate::plot::write_svg(&path, &runs, sla) {
-                crate::eprintln_safe!("rex simulate: cannot write {}: {e}", path.display());
+                rex::eprintln_safe!("rex simulate: cannot write {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         }
@@ -124,14 +124,14 @@ pub fn main(args: Args) -> ExitCode {
             print_tables(scenario, &runs)
         };
         if let Err(e) = out {
-            crate::eprintln_safe!("rex simulate: stdout: {e}");
+            rex::eprintln_safe!("rex simulate: stdout: {e}");
             return ExitCode::FAILURE;
         }
         summary.push((scenario.name.clone(), runs));
     }
     if several && !args.json {
         if let Err(e) = print_suite_summary(&summary) {
-            crate::eprintln_safe!("rex simulate: stdout: {e}");
+            rex::eprintln_safe!("rex simulate: stdout: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -163,7 +163,7 @@ fn run_laws(
             ));
         }
         let run = simulate::run(scenario, law, display.as_mut())
-            .map_err(|e| crate::host::driver::error_chain(&e))?;
+            .map_err(|e| rex::host::driver::error_chain(&e))?;
         runs.push(run);
     }
     Ok(runs)

@@ -7,14 +7,16 @@
 //! keeps the old policy if the new one is bad. The signal dispositions in
 //! force before are restored on the way out (inside xl, xl's own).
 
+pub mod args;
 pub mod events;
 pub mod summary;
 pub mod waiter;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use args::DaemonArgs;
 pub use events::EventSource;
 pub use waiter::{SignalRequest, Waiter, Wake};
 
@@ -28,31 +30,6 @@ use crate::xl::XlError;
 
 /// Where `rex run` looks for its policy by default.
 pub const DEFAULT_POLICY: &str = "/etc/xen/rex.cfg";
-
-/// Options shared by `rex run` and `xl rex`. Each may be repeated, the
-/// last one winning: `xl rex` puts xl's own `--config`/`--dry-run` before
-/// the user's options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DaemonArgs {
-    /// Policy file (xl cfg syntax)
-    #[arg(short = 'c', long = "config", value_name = "POLICY", default_value = DEFAULT_POLICY, overrides_with = "policy")]
-    pub policy: PathBuf,
-    /// Decide and print, but change nothing
-    #[arg(long, overrides_with = "dry_run")]
-    pub dry_run: bool,
-    /// One tick, then exit
-    #[arg(long, overrides_with = "once")]
-    pub once: bool,
-    /// One JSON object per line instead of text
-    #[arg(long, overrides_with = "json")]
-    pub json: bool,
-    /// Print every domain's usage each tick
-    #[arg(short, long, overrides_with = "verbose")]
-    pub verbose: bool,
-    /// Milliseconds between ticks (overrides the policy's `interval`)
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000), overrides_with = "interval")]
-    pub interval: Option<u64>,
-}
 
 /// Why the daemon stopped with an error; nothing is changed after one.
 #[derive(Debug, thiserror::Error)]
