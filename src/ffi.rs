@@ -13,8 +13,8 @@ use libxl_sys as sys;
 
 use crate::daemon::args::{help_text, Parsed};
 use crate::daemon::{self, DaemonArgs};
-use crate::host::driver::error_chain;
-use crate::host::libxl::LibxlHost;
+use crate::error_chain;
+use crate::host::{self, Backend};
 use crate::xl::logger::XlLoggerGuard;
 use crate::xl::BorrowedCtx;
 
@@ -162,7 +162,10 @@ fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
         Ok(config) => config,
         Err(e) => return report(&e.into()),
     };
-    let host = LibxlHost::borrowed(ctx);
+    let host = match host::open(Backend::XlContext(ctx)) {
+        Ok(host) => host,
+        Err(e) => return report(&e.into()),
+    };
     match daemon::run(host, config, &args, Box::new(std::io::stdout())) {
         Ok(_) => Status::Ok,
         Err(e) => report(&e),

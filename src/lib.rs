@@ -34,6 +34,18 @@ macro_rules! print_safe {
     }};
 }
 
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 pub mod config;
 pub mod daemon;
 pub mod display;
@@ -44,3 +56,28 @@ pub mod input;
 pub mod simulate;
 pub mod stats;
 pub mod xl;
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// Each cause once: an error that prints its source in its own text
+    /// would read "poll loop: X: X".
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        let cause = io().to_string();
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(crate::daemon::DaemonError::Io(io())),
+            Box::new(crate::host::exec::ExecError::Spawn {
+                xl: "/usr/sbin/xl".into(),
+                source: io(),
+            }),
+            Box::new(crate::host::HostError::Events(Box::new(io()))),
+        ];
+        for e in errors {
+            let chain = error_chain(e.as_ref());
+            assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+        }
+    }
+}

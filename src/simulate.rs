@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use crate::config::scenario::{Event, EventKind, Scenario};
 use crate::display::Display;
 use crate::engine::{Action, Engine, Level};
-use crate::host::driver::{error_chain, Driver, DriverError};
+use crate::error_chain;
+use crate::host::driver::{Driver, DriverError};
 use crate::host::sim::{SimError, SimHost};
 
 /// The control law a run uses: rex's, or a baseline (`static` keeps the
@@ -111,9 +112,9 @@ const TIMELINE_VMS: usize = 16;
 pub enum SimulateError {
     #[error(transparent)]
     Start(#[from] DriverError),
-    #[error("simulated host refused the scenario: {0}")]
+    #[error("simulated host refused the scenario")]
     Host(#[from] SimError),
-    #[error("{location}: event on `{vm}' failed: {source}")]
+    #[error("{location}: event on `{vm}' failed")]
     Event {
         location: String,
         vm: String,

@@ -157,7 +157,7 @@ fn a_failing_xl_is_an_error_carrying_its_stderr() {
         matches!(err, HostError::SetMemory { domid: 9, .. }),
         "{err:?}"
     );
-    let chain = rex::host::driver::error_chain(&err);
+    let chain = rex::error_chain(&err);
     assert!(chain.contains("mem-set 9 65536k"), "{chain}");
     assert!(chain.contains("domain 9 does not exist"), "{chain}");
     assert!(chain.contains("exit status: 1"), "{chain}");
@@ -180,7 +180,7 @@ fn a_missing_xl_is_an_error_naming_the_path() {
         matches!(err, HostError::SetSched { domid: 2, .. }),
         "{err:?}"
     );
-    let chain = rex::host::driver::error_chain(&err);
+    let chain = rex::error_chain(&err);
     assert!(chain.contains(&missing.display().to_string()), "{chain}");
 }
 
@@ -197,7 +197,7 @@ fn schedulers_without_an_xl_command_are_refused_without_running_anything() {
             },
         )
         .unwrap_err();
-    assert!(rex::host::driver::error_chain(&err).contains("rtds"));
+    assert!(rex::error_chain(&err).contains("rtds"));
     assert!(stub.calls().is_empty());
 }
 

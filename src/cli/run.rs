@@ -9,9 +9,9 @@ use std::ffi::OsString;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use rex::daemon::args::{ArgsError, OPTIONS};
 use rex::daemon::{self, DaemonArgs, DaemonError};
-use rex::host::driver::error_chain;
-use rex::host::exec::{resolve_xl, ExecHost, XlCommand};
-use rex::host::libxl::LibxlHost;
+use rex::error_chain;
+use rex::host::exec::resolve_xl;
+use rex::host::{self, Backend};
 
 /// How changes are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,13 +116,12 @@ fn run(args: &Args, daemon_args: &DaemonArgs) -> Result<daemon::Stopped, DaemonE
     // The policy first: a config error is reported as one, before any
     // attempt to reach Xen.
     let config = daemon::load(daemon_args)?;
-    let host = LibxlHost::open()?;
-    let out = Box::new(std::io::stdout());
-    match args.actuator {
-        Actuator::Libxl => daemon::run(host, config, daemon_args, out),
-        Actuator::Exec => {
-            let xl = XlCommand::new(resolve_xl(args.xl.clone()));
-            daemon::run(ExecHost::new(host, xl), config, daemon_args, out)
-        }
-    }
+    let backend = match args.actuator {
+        Actuator::Libxl => Backend::Libxl,
+        Actuator::Exec => Backend::Exec {
+            xl: resolve_xl(args.xl.clone()),
+        },
+    };
+    let host = host::open(backend)?;
+    daemon::run(host, config, daemon_args, Box::new(std::io::stdout()))
 }

@@ -83,7 +83,7 @@ pub fn main(args: Args) -> ExitCode {
             scenario.repetitions = n;
         }
         if let Err(e) = simulate::preflight(scenario) {
-            rex::eprintln_safe!("rex simulate: {}", rex::host::driver::error_chain(&e));
+            rex::eprintln_safe!("rex simulate: {}", rex::error_chain(&e));
             return ExitCode::FAILURE;
         }
     }
@@ -162,8 +162,8 @@ fn run_laws(
                 args.verbose,
             ));
         }
-        let run = simulate::run(scenario, law, display.as_mut())
-            .map_err(|e| rex::host::driver::error_chain(&e))?;
+        let run =
+            simulate::run(scenario, law, display.as_mut()).map_err(|e| rex::error_chain(&e))?;
         runs.push(run);
     }
     Ok(runs)

@@ -8,7 +8,6 @@
 //! force before are restored on the way out (inside xl, xl's own).
 
 pub mod args;
-pub mod events;
 pub mod summary;
 pub mod waiter;
 
@@ -16,17 +15,17 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use crate::host::EventSource;
 pub use args::DaemonArgs;
-pub use events::EventSource;
 pub use waiter::{SignalRequest, Waiter, Wake};
 
 use crate::config::policy::load_policy;
 use crate::config::ConfigError;
 use crate::display::Display;
 use crate::engine::{DomId, Engine, PolicyConfig};
-use crate::host::driver::{error_chain, Driver, DriverError, TickReport};
+use crate::error_chain;
+use crate::host::driver::{Driver, DriverError, TickReport};
 use crate::host::{Host, HostError};
-use crate::xl::XlError;
 
 /// Where `rex run` looks for its policy by default.
 pub const DEFAULT_POLICY: &str = "/etc/xen/rex.cfg";
@@ -40,9 +39,7 @@ pub enum DaemonError {
     Host(#[from] HostError),
     #[error("policy cannot be applied on this host: {0}")]
     Policy(crate::engine::PolicyError),
-    #[error("libxl event loop: {0}")]
-    Events(#[source] XlError),
-    #[error("poll loop: {0}")]
+    #[error("poll loop")]
     Io(#[from] std::io::Error),
 }
 
@@ -60,7 +57,7 @@ impl DaemonError {
     pub fn status(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Policy(_) => 2,
-            Self::Host(_) | Self::Events(_) | Self::Io(_) => 3,
+            Self::Host(_) | Self::Io(_) => 3,
         }
     }
 }

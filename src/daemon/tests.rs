@@ -91,7 +91,7 @@ impl EventSource for ScriptedHost {
         &mut self,
         _: &mut Vec<libc::pollfd>,
         timeout_ms: &mut i32,
-    ) -> Result<(), DaemonError> {
+    ) -> Result<(), HostError> {
         self.0.polls += 1;
         let n = self.0.polls;
         for &(at, signo) in &self.0.raise_on_poll {

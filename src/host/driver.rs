@@ -11,6 +11,7 @@ use crate::engine::{
     Action, Change, DomId, DomainObservation, Engine, GuestReport, PolicyError, SchedParams,
     Snapshot, Usage,
 };
+use crate::error_chain;
 
 /// Why a driver could not start. Nothing was applied.
 #[derive(Debug, thiserror::Error)]
@@ -181,16 +182,4 @@ impl<H: Host> Driver<H> {
         }
         Ok(())
     }
-}
-
-/// An error and its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

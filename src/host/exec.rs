@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{Host, HostError};
+use super::{EventSource, Host, HostError};
 use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
 
 /// Environment variable naming the `xl` binary when `--xl` is not given.
@@ -23,7 +23,7 @@ const SPAWN_RETRIES: u32 = 5;
 /// Why an `xl` command did not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("cannot run {xl}: {source}")]
+    #[error("cannot run {xl}")]
     Spawn {
         xl: String,
         #[source]
@@ -175,6 +175,7 @@ impl<H: Host> ExecHost<H> {
         }
     }
 
+    /// The wrapped host that reads.
     pub fn reads_mut(&mut self) -> &mut H {
         &mut self.reads
     }
@@ -227,5 +228,27 @@ impl<H: Host> Host for ExecHost<H> {
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
         self.reads.guest_report(domid)
+    }
+}
+
+impl<H: Host + EventSource> EventSource for ExecHost<H> {
+    fn before_poll(
+        &mut self,
+        fds: &mut Vec<libc::pollfd>,
+        timeout_ms: &mut i32,
+    ) -> Result<(), HostError> {
+        self.reads.before_poll(fds, timeout_ms)
+    }
+
+    fn after_poll(&mut self, fds: &[libc::pollfd]) {
+        self.reads.after_poll(fds)
+    }
+
+    fn take_deaths(&mut self) -> Vec<DomId> {
+        self.reads.take_deaths()
+    }
+
+    fn watch_deaths(&mut self, domids: &[DomId]) {
+        self.reads.watch_deaths(domids)
     }
 }

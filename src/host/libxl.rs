@@ -11,7 +11,7 @@ use super::guest::{
     memory_ceiling_kb, parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY,
     STATIC_MAX_KEY,
 };
-use super::{Host, HostError};
+use super::{EventSource, Host, HostError};
 use crate::engine::{
     DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler,
 };
@@ -110,11 +110,6 @@ impl<C: Context> LibxlHost<C> {
                 })
         });
         memory_ceiling_kb(raw.as_deref(), xen_max_kb, self.host_total_kb)
-    }
-
-    /// libxl's event side, for the poll loop.
-    pub fn events(&mut self) -> &mut EventCtx<C> {
-        &mut self.ctx
     }
 
     fn scheduler(&self, id: i32) -> Scheduler {
@@ -318,6 +313,38 @@ impl<C: Context> Host for LibxlHost<C> {
             response.as_deref(),
             mem_max_kb,
         ))
+    }
+}
+
+impl<C: Context> EventSource for LibxlHost<C> {
+    fn before_poll(
+        &mut self,
+        fds: &mut Vec<libc::pollfd>,
+        timeout_ms: &mut i32,
+    ) -> Result<(), HostError> {
+        self.ctx
+            .before_poll(fds, timeout_ms)
+            .map(drop)
+            .map_err(|e| HostError::Events(Box::new(e)))
+    }
+
+    fn after_poll(&mut self, fds: &[libc::pollfd]) {
+        self.ctx.after_poll(fds);
+    }
+
+    fn take_deaths(&mut self) -> Vec<DomId> {
+        self.ctx.drain_deaths().unwrap_or_else(|e| {
+            log::warn!("{e}");
+            Vec::new()
+        })
+    }
+
+    fn watch_deaths(&mut self, domids: &[DomId]) {
+        if let Err(e) = self.ctx.watch_deaths(domids) {
+            // A domain that died between the list and here: the next list
+            // drops it anyway.
+            log::debug!("{e}");
+        }
     }
 }
 

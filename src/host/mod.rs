@@ -11,10 +11,15 @@
 use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams};
 
 pub mod driver;
+pub mod events;
 pub mod exec;
 pub mod guest;
 pub mod libxl;
 pub mod sim;
+mod xen;
+
+pub use events::EventSource;
+pub use xen::{open, Backend, XenHost};
 
 /// The error of a [`Host`] call: one variant per operation, each carrying the
 /// backend's own error as its source.
@@ -50,6 +55,8 @@ pub enum HostError {
         #[source]
         source: BoxError,
     },
+    #[error("libxl event loop")]
+    Events(#[source] BoxError),
     #[error("domain {0} does not exist")]
     NoSuchDomain(DomId),
 }
