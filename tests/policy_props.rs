@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use rex::engine::monitor::clamp_report;
 use rex::engine::{
     Action, DomainInfo, DomainObservation, DomainPolicy, DomainState, Engine, GuestReport,
     HostInfo, HostPolicy, KiB, Level, Plan, Policy, PolicyConfig, SchedParams, Scheduler, Snapshot,
     Usage,
 };
+use rex::host::guest::parse_report;
 
 const MIB: KiB = 1024;
 
@@ -132,7 +132,7 @@ fn usage_row(f: &mut Fields, domid: u32, name: String) -> Usage {
             _ => Some(f.range(0, 3000) as f64),
         },
     };
-    let report = clamp_report(&raw, mem_max_kb, mem_target_kb);
+    let report = sanitised(raw, mem_max_kb);
     Usage {
         domid,
         name,
@@ -150,6 +150,18 @@ fn usage_row(f: &mut Fields, domid: u32, name: String) -> Usage {
         report,
         has_cpu_sample,
     }
+}
+
+/// `raw` as a backend hands it to the engine: written out as a guest would
+/// write it to xenstore, read back through the one owner of guest values.
+fn sanitised(raw: GuestReport, mem_max_kb: u64) -> GuestReport {
+    let text = |v: Option<String>| v.map(String::into_bytes);
+    parse_report(
+        text(raw.mem_free_kb.map(|v| v.to_string())).as_deref(),
+        text(raw.mem_total_kb.map(|v| v.to_string())).as_deref(),
+        text(raw.response_ms.map(|v| v.to_string())).as_deref(),
+        mem_max_kb,
+    )
 }
 
 /// A host, its policy, dom0, up to 6 configured domains (most of them
@@ -407,6 +419,7 @@ fn chaotic_snapshot(
             *cpu_time_ns /= 2;
         }
         let garbage = [f64::NAN, f64::INFINITY, -5.0, 1e300, 450.0, 2500.0];
+        let mem_max_kb = f.range(0, 512) * MIB;
         domains.push(DomainObservation {
             info: DomainInfo {
                 domid,
@@ -420,7 +433,7 @@ fn chaotic_snapshot(
                 cpu_time_ns: *cpu_time_ns,
                 mem_current_kb: *mem_kb,
                 mem_target_kb: *mem_kb,
-                mem_max_kb: f.range(0, 512) * MIB,
+                mem_max_kb,
                 state: match f.below(6) {
                     0 => DomainState::Dying,
                     1 => DomainState::Shutdown,
@@ -430,11 +443,14 @@ fn chaotic_snapshot(
                 },
             },
             sched: *sched,
-            report: GuestReport {
-                mem_free_kb: f.chance(70).then(|| f.below(u64::MAX)),
-                mem_total_kb: f.chance(70).then(|| f.below(u64::MAX)),
-                response_ms: f.chance(80).then(|| garbage[f.below(6) as usize]),
-            },
+            report: sanitised(
+                GuestReport {
+                    mem_free_kb: f.chance(70).then(|| f.below(u64::MAX)),
+                    mem_total_kb: f.chance(70).then(|| f.below(u64::MAX)),
+                    response_ms: f.chance(80).then(|| garbage[f.below(6) as usize]),
+                },
+                mem_max_kb,
+            ),
         });
     }
     Snapshot {

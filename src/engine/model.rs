@@ -81,9 +81,10 @@ pub struct SchedParams {
     pub cap: u32,
 }
 
-/// Values a guest publishes about itself. Untrusted: the backend parses them
-/// strictly and the engine clamps them; `None` means not reported or not
-/// parseable.
+/// Values a guest publishes about itself. Untrusted: every backend hands
+/// them through `host::guest::parse_report`, which parses strictly, clamps
+/// memory figures to the domain's bounds and drops an implausible response
+/// time; `None` means not reported or not believed.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GuestReport {
     pub mem_free_kb: Option<KiB>,

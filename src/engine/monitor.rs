@@ -3,14 +3,10 @@
 //! CPU use is the growth of a domain's CPU time between two snapshots,
 //! divided by the time between them, in percent of one pCPU (the unit of
 //! Xen's cap), smoothed with an exponentially weighted moving average.
-//! Guest-reported values are untrusted and clamped here, once, so the policy
-//! can take them at face value.
+//! Guest-reported values arrive sanitised by the host layer (one owner:
+//! `host::guest::parse_report`, which every backend's reads go through).
 
 use super::model::{DomId, DomainObservation, GuestReport, KiB, SchedParams, Snapshot};
-
-/// Longest response time a guest may report, ms (one hour); anything above
-/// is treated as garbage, not as a very slow application.
-pub const MAX_RESPONSE_MS: f64 = 3_600_000.0;
 
 /// One domain's usage as of the latest snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +24,7 @@ pub struct Usage {
     pub mem_max_kb: KiB,
     /// Memory in use inside the guest (total − free), when it reports it.
     pub mem_used_kb: Option<KiB>,
-    /// Guest-reported values after clamping.
+    /// Guest-reported values, as the host sanitised them.
     pub report: GuestReport,
     /// False on a domain's first sample (no CPU delta yet).
     pub has_cpu_sample: bool,
@@ -141,9 +137,9 @@ impl Monitor {
         // When time did not advance, the previous figures stand.
         let (cpu_pct, cpu_pct_raw) = history.cpu_pct.unwrap_or((0.0, 0.0));
 
-        let report = clamp_report(&obs.report, info.mem_max_kb, info.mem_current_kb);
+        let report = obs.report;
         let mem_used_kb = match (report.mem_total_kb, report.mem_free_kb) {
-            (Some(total), Some(free)) => Some(total - free),
+            (Some(total), Some(free)) => Some(total.saturating_sub(free)),
             _ => None,
         };
         let usage = Usage {
@@ -169,30 +165,6 @@ fn sane_smoothing(smoothing: f64) -> f64 {
         smoothing
     } else {
         1.0
-    }
-}
-
-/// Clamps what a guest wrote about itself: its memory total cannot exceed
-/// what the domain may have (`mem_max_kb`, or its current allocation when the
-/// maximum is unknown), free memory cannot exceed the total, and a response
-/// time must be a finite number of ms within an hour.
-pub fn clamp_report(report: &GuestReport, mem_max_kb: KiB, mem_current_kb: KiB) -> GuestReport {
-    let mem_limit = if mem_max_kb > 0 {
-        mem_max_kb
-    } else {
-        mem_current_kb
-    };
-    let mem_total_kb = report.mem_total_kb.map(|total| total.min(mem_limit));
-    let mem_free_kb = report
-        .mem_free_kb
-        .map(|free| free.min(mem_total_kb.unwrap_or(mem_limit)));
-    let response_ms = report
-        .response_ms
-        .filter(|ms| ms.is_finite() && (0.0..=MAX_RESPONSE_MS).contains(ms));
-    GuestReport {
-        mem_free_kb,
-        mem_total_kb,
-        response_ms,
     }
 }
 

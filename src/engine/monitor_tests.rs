@@ -2,13 +2,6 @@ use super::*;
 use crate::engine::model::DomainState;
 use crate::engine::testutil::{domain, snapshot, SEC};
 
-fn by_id(usage: &[Usage], domid: DomId) -> &Usage {
-    usage
-        .iter()
-        .find(|u| u.domid == domid)
-        .expect("domain in usage")
-}
-
 #[test]
 fn cpu_percent_of_one_pcpu_from_deltas() {
     let mut monitor = Monitor::new(1.0);
@@ -108,19 +101,6 @@ fn time_not_advancing_keeps_previous_figures() {
 }
 
 #[test]
-fn guest_memory_reports_are_clamped() {
-    let mut monitor = Monitor::new(1.0);
-    let mut liar = domain(1, "vm1", 0);
-    liar.report.mem_total_kb = Some(u64::MAX);
-    liar.report.mem_free_kb = Some(u64::MAX);
-    let u = monitor.observe(&snapshot(0, vec![liar]));
-    let u = by_id(&u, 1);
-    assert_eq!(u.report.mem_total_kb, Some(u.mem_max_kb));
-    assert_eq!(u.report.mem_free_kb, Some(u.mem_max_kb));
-    assert_eq!(u.mem_used_kb, Some(0));
-}
-
-#[test]
 fn mem_used_is_total_minus_free() {
     let mut monitor = Monitor::new(1.0);
     let mut guest = domain(1, "vm1", 0);
@@ -130,18 +110,14 @@ fn mem_used_is_total_minus_free() {
     assert_eq!(u[0].mem_used_kb, Some(50_000));
 }
 
+/// The monitor takes the report as the host sanitised it; figures that do
+/// not add up (free above total) still give no underflow.
 #[test]
-fn garbage_response_times_are_dropped() {
-    for bad in [f64::NAN, f64::INFINITY, -1.0, 4_000_000.0] {
-        let mut monitor = Monitor::new(1.0);
-        let mut guest = domain(1, "vm1", 0);
-        guest.report.response_ms = Some(bad);
-        let u = monitor.observe(&snapshot(0, vec![guest]));
-        assert_eq!(u[0].report.response_ms, None, "{bad} accepted");
-    }
+fn free_above_total_uses_nothing() {
     let mut monitor = Monitor::new(1.0);
     let mut guest = domain(1, "vm1", 0);
-    guest.report.response_ms = Some(880.5);
+    guest.report.mem_total_kb = Some(10_000);
+    guest.report.mem_free_kb = Some(60_000);
     let u = monitor.observe(&snapshot(0, vec![guest]));
-    assert_eq!(u[0].report.response_ms, Some(880.5));
+    assert_eq!(u[0].mem_used_kb, Some(0));
 }

@@ -39,8 +39,9 @@ pub fn memory_ceiling_kb(static_max: Option<&[u8]>, fallback_kb: KiB, host_total
 /// means honestly.
 pub const MAX_VALUE_LEN: usize = 32;
 
-/// No response time above one hour is believed (the engine's own bound).
-pub use crate::engine::monitor::MAX_RESPONSE_MS;
+/// Longest response time a guest may report, ms (one hour); anything above
+/// is garbage, not a very slow application.
+pub const MAX_RESPONSE_MS: f64 = 3_600_000.0;
 
 /// Parses the three guest-published values of one domain and clamps them:
 /// total ≤ `mem_max_kb`, free ≤ total (or ≤ `mem_max_kb` when total is
