@@ -1,7 +1,7 @@
 //! libxl contexts: [`Ctx`], which rex allocates and frees, and
 //! [`BorrowedCtx`], xl's own context handed in through the C ABI, which rex
-//! uses and never frees. Both implement [`Context`], which carries every
-//! libxl call rex makes (see `ops.rs`).
+//! uses and never frees. Both implement [`Context`], the sealed trait
+//! behind every libxl call rex makes (see `ops.rs`).
 
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
@@ -11,37 +11,67 @@ use libxl_sys as sys;
 use super::error::{XlError, ERROR_FAIL};
 use super::logger::{LogSink, Logger};
 
-/// Something that holds a live `libxl_ctx`.
+/// Something that holds a live `libxl_ctx`: [`Ctx`], [`BorrowedCtx`], or an
+/// [`EventCtx`](super::EventCtx) around one.
+///
+/// Sealed: its methods live in a supertrait private to `xl`, because the
+/// pointer they hand out feeds every unsafe libxl call. An impl outside
+/// `xl` could hand out a dangling one, so none is possible:
+///
+/// ```compile_fail,E0277
+/// struct Dangling;
+/// impl rex::xl::Context for Dangling {}
+/// ```
+///
+/// and the pointer cannot be had from outside either:
+///
+/// ```compile_fail,E0624
+/// fn raw<C: rex::xl::Context>(ctx: &C) -> *mut libxl_sys::libxl_ctx {
+///     ctx.as_raw()
+/// }
+/// ```
 ///
 /// libxl.h: "libxl_ctx is threadsafe", but rex uses each context from one
 /// thread only, so neither type claims Send or Sync.
-pub trait Context {
-    /// The live context. Valid for as long as `self`.
-    fn as_raw(&self) -> *mut sys::libxl_ctx;
+#[expect(private_bounds, reason = "the private supertrait seals Context")]
+pub trait Context: sealed::Sealed {}
 
-    /// The sink of the context's logger, when rex owns that logger.
-    fn log_sink(&self) -> Option<&LogSink>;
+pub(super) mod sealed {
+    use super::super::error::XlError;
+    use super::super::logger::LogSink;
+    use libxl_sys as sys;
 
-    /// Runs one libxl call that returns an `int` rc: clears the captured
-    /// error line first, and turns a negative rc into an [`XlError`] naming
-    /// `call` and carrying the line libxl logged.
-    fn check(&self, call: &'static str, rc: i32) -> Result<i32, XlError> {
-        if rc < 0 {
-            Err(XlError::new(
-                call,
-                rc,
-                self.log_sink().and_then(LogSink::take),
-            ))
-        } else {
-            Ok(rc)
+    /// What a [`Context`](super::Context) does, visible inside `xl` only.
+    pub(in crate::xl) trait Sealed {
+        /// The live context. Valid for as long as `self`.
+        fn as_raw(&self) -> *mut sys::libxl_ctx;
+
+        /// The sink of the context's logger, when rex owns that logger.
+        fn log_sink(&self) -> Option<&LogSink>;
+
+        /// Turns a negative rc into an [`XlError`] naming `call` and
+        /// carrying the error line captured since the last
+        /// [`begin`](Self::begin) (taken out of the sink); a non-negative rc
+        /// is returned as is. It does not clear the line: `begin` does.
+        fn check(&self, call: &'static str, rc: i32) -> Result<i32, XlError> {
+            if rc < 0 {
+                Err(XlError::new(
+                    call,
+                    rc,
+                    self.log_sink().and_then(LogSink::take),
+                ))
+            } else {
+                Ok(rc)
+            }
         }
-    }
 
-    /// To call before each libxl call, so an older error line is not
-    /// attached to a newer failure (git2's clear-then-check).
-    fn begin(&self) {
-        if let Some(sink) = self.log_sink() {
-            sink.clear();
+        /// Clears the captured error line. To call before each libxl call,
+        /// so an older line is not attached to a newer failure (git2's
+        /// clear-then-check).
+        fn begin(&self) {
+            if let Some(sink) = self.log_sink() {
+                sink.clear();
+            }
         }
     }
 }
@@ -85,7 +115,9 @@ impl Ctx {
     }
 }
 
-impl Context for Ctx {
+impl Context for Ctx {}
+
+impl sealed::Sealed for Ctx {
     fn as_raw(&self) -> *mut sys::libxl_ctx {
         self.raw.as_ptr()
     }
@@ -126,7 +158,9 @@ impl BorrowedCtx<'_> {
     }
 }
 
-impl Context for BorrowedCtx<'_> {
+impl Context for BorrowedCtx<'_> {}
+
+impl sealed::Sealed for BorrowedCtx<'_> {
     fn as_raw(&self) -> *mut sys::libxl_ctx {
         self.raw.as_ptr()
     }

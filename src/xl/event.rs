@@ -7,6 +7,7 @@ use std::ptr;
 
 use libxl_sys as sys;
 
+use super::ctx::sealed::Sealed;
 use super::ctx::Context;
 use super::error::{XlError, ERROR_BUFFERFULL, ERROR_NOT_READY};
 use super::logger::LogSink;
@@ -212,7 +213,11 @@ impl<C: Context> EventCtx<C> {
     }
 }
 
-impl<C: Context> Context for EventCtx<C> {
+// Sound to implement: it hands out the wrapped context's pointer, which is
+// live for as long as self.
+impl<C: Context> Context for EventCtx<C> {}
+
+impl<C: Context> Sealed for EventCtx<C> {
     fn as_raw(&self) -> *mut sys::libxl_ctx {
         self.ctx.as_raw()
     }
