@@ -167,7 +167,7 @@ fn state_of(info: &libxl_sys::libxl_dominfo) -> DomainState {
 /// The host's memory, kB. Xen pages are 4 KiB on every architecture libxl
 /// supports here.
 fn total_mem_kb(phys: &Physinfo) -> KiB {
-    phys.raw().total_pages * 4
+    phys.total_pages() * 4
 }
 
 fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> super::BoxError {
@@ -229,15 +229,12 @@ impl<C: Context> Host for LibxlHost<C> {
         // The guests' pool decides both the pCPUs and the scheduler; if it
         // cannot be read, fall back to the whole host and pool 0's scheduler.
         let (guest_pcpus, scheduler) = match self.ctx.cpupool_info(self.guest_pool) {
-            Ok(pool) if pool.cpu_count() > 0 => (pool.cpu_count(), pool.raw().sched as i32),
+            Ok(pool) if pool.cpu_count() > 0 => (pool.cpu_count(), pool.scheduler()),
             other => {
                 if let Err(e) = other {
                     log::debug!("cpupool {}: {e}; using all pCPUs", self.guest_pool);
                 }
-                (
-                    phys.raw().nr_cpus,
-                    self.ctx.default_scheduler().map_err(err)?,
-                )
+                (phys.nr_cpus(), self.ctx.default_scheduler().map_err(err)?)
             }
         };
         Ok(HostInfo {
@@ -257,8 +254,8 @@ impl<C: Context> Host for LibxlHost<C> {
                 source: boxed(e),
             })?;
         Ok(SchedParams {
-            weight: params.raw().weight.max(0) as u32,
-            cap: params.raw().cap.max(0) as u32,
+            weight: params.weight().max(0) as u32,
+            cap: params.cap().max(0) as u32,
         })
     }
 
@@ -276,8 +273,8 @@ impl<C: Context> Host for LibxlHost<C> {
                 source: format!("{what} {v} out of range").into(),
             })
         };
-        current.raw_mut().weight = to_int(params.weight, "weight")?;
-        current.raw_mut().cap = to_int(params.cap, "cap")?;
+        current.set_weight(to_int(params.weight, "weight")?);
+        current.set_cap(to_int(params.cap, "cap")?);
         self.ctx
             .set_domain_sched_params(domid, &current)
             .map_err(err)

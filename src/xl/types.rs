@@ -23,11 +23,9 @@ macro_rules! idl_owner {
                 Self { raw }
             }
 
-            pub fn raw(&self) -> &$raw {
-                &self.raw
-            }
-
-            pub fn raw_mut(&mut self) -> &mut $raw {
+            // Inside xl only: through it, safe code could point a field
+            // libxl frees at memory it must not free.
+            pub(super) fn raw_mut(&mut self) -> &mut $raw {
                 &mut self.raw
             }
         }
@@ -62,6 +60,33 @@ idl_owner!(
     sys::libxl_domain_sched_params_dispose
 );
 
+impl DomainSchedParams {
+    /// For libxl calls that only read it.
+    pub(super) fn raw(&self) -> &sys::libxl_domain_sched_params {
+        &self.raw
+    }
+
+    /// The scheduler weight (`LIBXL_DOMAIN_SCHED_PARAM_WEIGHT_DEFAULT` after
+    /// init: "leave as is").
+    pub fn weight(&self) -> i32 {
+        self.raw.weight
+    }
+
+    pub fn set_weight(&mut self, weight: i32) {
+        self.raw.weight = weight;
+    }
+
+    /// The cap, % of one pCPU (`LIBXL_DOMAIN_SCHED_PARAM_CAP_DEFAULT` after
+    /// init).
+    pub fn cap(&self) -> i32 {
+        self.raw.cap
+    }
+
+    pub fn set_cap(&mut self, cap: i32) {
+        self.raw.cap = cap;
+    }
+}
+
 idl_owner!(
     /// `libxl_physinfo`: host CPU and memory totals.
     Physinfo,
@@ -69,6 +94,18 @@ idl_owner!(
     sys::libxl_physinfo_init,
     sys::libxl_physinfo_dispose
 );
+
+impl Physinfo {
+    /// The host's memory, in Xen pages.
+    pub fn total_pages(&self) -> u64 {
+        self.raw.total_pages
+    }
+
+    /// Online pCPUs.
+    pub fn nr_cpus(&self) -> u32 {
+        self.raw.nr_cpus
+    }
+}
 
 idl_owner!(
     /// `libxl_cpupoolinfo`: one cpupool, its scheduler and its CPU bitmap.
@@ -79,6 +116,11 @@ idl_owner!(
 );
 
 impl CpupoolInfo {
+    /// The pool's scheduler, as libxl's id (see `ops::SCHEDULER_*`).
+    pub fn scheduler(&self) -> i32 {
+        self.raw.sched as i32
+    }
+
     /// Number of pCPUs in the pool.
     pub fn cpu_count(&self) -> u32 {
         // SAFETY: cpumap is an initialised bitmap (empty after init, filled
@@ -136,10 +178,10 @@ mod tests {
         // to change only weight and cap.
         let params = DomainSchedParams::new();
         assert_eq!(
-            params.raw().weight,
+            params.weight(),
             sys::LIBXL_DOMAIN_SCHED_PARAM_WEIGHT_DEFAULT
         );
-        assert_eq!(params.raw().cap, sys::LIBXL_DOMAIN_SCHED_PARAM_CAP_DEFAULT);
+        assert_eq!(params.cap(), sys::LIBXL_DOMAIN_SCHED_PARAM_CAP_DEFAULT);
         drop(params);
         let pool = CpupoolInfo::new();
         assert_eq!(pool.cpu_count(), 0);
