@@ -54,15 +54,7 @@ pub(super) mod sealed {
         /// [`begin`](Self::begin) (taken out of the sink); a non-negative rc
         /// is returned as is. It does not clear the line: `begin` does.
         fn check(&self, call: &'static str, rc: i32) -> Result<i32, XlError> {
-            if rc < 0 {
-                Err(XlError::new(
-                    call,
-                    rc,
-                    self.log_sink().and_then(LogSink::take),
-                ))
-            } else {
-                Ok(rc)
-            }
+            check_rc(call, rc, self.log_sink())
         }
 
         /// Clears the captured error line. To call before each libxl call,
@@ -74,7 +66,81 @@ pub(super) mod sealed {
             }
         }
     }
+
+    /// [`Sealed::check`] for a sink with no context around it yet.
+    pub(in crate::xl) fn check_rc(
+        call: &'static str,
+        rc: i32,
+        sink: Option<&LogSink>,
+    ) -> Result<i32, XlError> {
+        if rc < 0 {
+            Err(XlError::new(call, rc, sink.and_then(LogSink::take)))
+        } else {
+            Ok(rc)
+        }
+    }
 }
+
+/// Makes one libxl call: clears the captured error line, calls, and checks
+/// what came back, naming the function with `stringify!` so an error names
+/// the function actually called. The call is written as libxl declares it,
+/// `ctx` standing for the context's pointer; `cx` is a reference to a
+/// [`Context`]:
+///
+/// - `libxl_call!(cx, sys::f(ctx, ..))`: an `int` rc, negative on failure;
+///   gives `Result<i32, XlError>`.
+/// - `libxl_call!(cx, sys::f(ctx, ..) -> ptr)`: a pointer, NULL on failure
+///   (`ERROR_FAIL`); gives `Result<NonNull<_>, XlError>`.
+/// - `libxl_call!(cx, sys::f(ctx, ..) -> ())`: a call with no result.
+/// - `libxl_call!(sink: s, sys::f(..))`: an rc from a call made before
+///   there is a context (`libxl_ctx_alloc`), `s` its logger's sink.
+///
+/// A `// SAFETY:` comment above each invocation says what the function
+/// needs of its other arguments.
+macro_rules! libxl_call {
+    // The one unsafe block every call on a context (and its allocation)
+    // goes through.
+    (@unsafe $m:ident::$func:ident($($arg:expr),*)) => {
+        // SAFETY: `ctx`, where passed, is `Sealed::as_raw` of a context
+        // borrowed for the whole call, so it is live (Context is sealed:
+        // only xl's own types hand one out). What the function needs of its
+        // other arguments is stated, and met, at each invocation.
+        unsafe { $m::$func($($arg),*) }
+    };
+    (@begin $cx:ident, $m:ident::$func:ident($($arg:expr),*)) => {{
+        $crate::xl::ctx::sealed::Sealed::begin($cx);
+        let ctx = $crate::xl::ctx::sealed::Sealed::as_raw($cx);
+        $crate::xl::ctx::libxl_call!(@unsafe $m::$func(ctx $(, $arg)*))
+    }};
+    (sink: $sink:expr, $m:ident::$func:ident($($arg:expr),* $(,)?)) => {{
+        let sink: &$crate::xl::logger::LogSink = $sink;
+        sink.clear();
+        let rc = $crate::xl::ctx::libxl_call!(@unsafe $m::$func($($arg),*));
+        $crate::xl::ctx::sealed::check_rc(stringify!($func), rc, Some(sink))
+    }};
+    ($cx:expr, $m:ident::$func:ident(ctx $(, $arg:expr)* $(,)?) -> ptr) => {{
+        let cx = &*$cx;
+        let ptr = $crate::xl::ctx::libxl_call!(@begin cx, $m::$func($($arg),*));
+        ::std::ptr::NonNull::new(ptr).ok_or_else(|| {
+            $crate::xl::XlError::new(
+                stringify!($func),
+                $crate::xl::error::ERROR_FAIL,
+                $crate::xl::ctx::sealed::Sealed::log_sink(cx)
+                    .and_then($crate::xl::logger::LogSink::take),
+            )
+        })
+    }};
+    ($cx:expr, $m:ident::$func:ident(ctx $(, $arg:expr)* $(,)?) -> ()) => {{
+        let cx = &*$cx;
+        let () = $crate::xl::ctx::libxl_call!(@begin cx, $m::$func($($arg),*));
+    }};
+    ($cx:expr, $m:ident::$func:ident(ctx $(, $arg:expr)* $(,)?)) => {{
+        let cx = &*$cx;
+        let rc = $crate::xl::ctx::libxl_call!(@begin cx, $m::$func($($arg),*));
+        $crate::xl::ctx::sealed::Sealed::check(cx, stringify!($func), rc)
+    }};
+}
+pub(super) use libxl_call;
 
 /// A libxl context owned by rex: allocated with rex's own logger (lines go
 /// to the `log` crate), freed in Drop.
@@ -99,16 +165,13 @@ impl Ctx {
             )
         })?;
         let mut raw: *mut sys::libxl_ctx = ptr::null_mut();
-        logger.sink().clear();
         // SAFETY: raw is an out-parameter; the logger outlives the context
-        // (it is stored next to it and dropped after libxl_ctx_free).
-        let rc = unsafe {
+        // (it is stored next to it and dropped after libxl_ctx_free). On
+        // failure libxl_ctx_alloc frees its partial context itself.
+        libxl_call!(
+            sink: logger.sink(),
             sys::libxl_ctx_alloc(&mut raw, sys::LIBXL_VERSION as i32, 0, logger.as_raw())
-        };
-        if rc < 0 {
-            // libxl_ctx_alloc frees its partial context itself on failure.
-            return Err(XlError::new("libxl_ctx_alloc", rc, logger.sink().take()));
-        }
+        )?;
         let raw =
             NonNull::new(raw).ok_or_else(|| XlError::new("libxl_ctx_alloc", ERROR_FAIL, None))?;
         Ok(Self { raw, logger })
@@ -130,8 +193,9 @@ impl sealed::Sealed for Ctx {
 impl Drop for Ctx {
     fn drop(&mut self) {
         // SAFETY: raw came from a successful libxl_ctx_alloc and is freed
-        // exactly once, here; the logger is still alive.
-        unsafe { sys::libxl_ctx_free(self.raw.as_ptr()) };
+        // exactly once, here; the logger is still alive. (It returns 0
+        // always, and a drop could do nothing with a failure anyway.)
+        let _ = libxl_call!(self, sys::libxl_ctx_free(ctx));
     }
 }
 

@@ -8,7 +8,7 @@ use std::ptr;
 use libxl_sys as sys;
 
 use super::ctx::sealed::Sealed;
-use super::ctx::Context;
+use super::ctx::{libxl_call, Context};
 use super::error::{XlError, ERROR_BUFFERFULL, ERROR_NOT_READY};
 use super::logger::LogSink;
 
@@ -80,19 +80,14 @@ impl<C: Context> EventCtx<C> {
             if self.deaths.contains_key(&domid) {
                 continue;
             }
-            self.ctx.begin();
             let mut evgen: *mut sys::libxl_evgen_domain_death = ptr::null_mut();
-            // SAFETY: the context is live; evgen is an out-parameter, stored
-            // and disabled exactly once (unwatch or Drop).
-            let rc = unsafe {
-                sys::libxl_evenable_domain_death(
-                    self.ctx.as_raw(),
-                    domid,
-                    u64::from(domid),
-                    &mut evgen,
-                )
-            };
-            match self.ctx.check("libxl_evenable_domain_death", rc) {
+            // SAFETY: evgen is an out-parameter, stored and disabled exactly
+            // once (unwatch or Drop).
+            let enabled = libxl_call!(
+                self,
+                sys::libxl_evenable_domain_death(ctx, domid, u64::from(domid), &mut evgen)
+            );
+            match enabled {
                 Ok(_) if !evgen.is_null() => {
                     self.deaths.insert(domid, evgen);
                 }
@@ -108,8 +103,8 @@ impl<C: Context> EventCtx<C> {
     fn unwatch(&mut self, domid: u32) {
         if let Some(evgen) = self.deaths.remove(&domid) {
             // SAFETY: evgen came from libxl_evenable_domain_death on this
-            // live context and was just removed from the map: disabled once.
-            unsafe { sys::libxl_evdisable_domain_death(self.ctx.as_raw(), evgen) };
+            // context and was just removed from the map: disabled once.
+            libxl_call!(self, sys::libxl_evdisable_domain_death(ctx, evgen) -> ());
         }
     }
 
@@ -132,44 +127,47 @@ impl<C: Context> EventCtx<C> {
                 },
             );
             let mut nfds = room;
-            self.ctx.begin();
-            // SAFETY: the context is live; fds[start..] has room entries of a
-            // layout-identical struct (checked above); nfds and timeout_ms
-            // are in/out parameters.
-            let rc = unsafe {
+            // SAFETY: fds[start..] has room entries of a layout-identical
+            // struct (checked above); nfds and timeout_ms are in/out
+            // parameters.
+            let polled = libxl_call!(
+                self,
                 sys::libxl_osevent_beforepoll(
-                    self.ctx.as_raw(),
+                    ctx,
                     &mut nfds,
                     fds[start..].as_mut_ptr().cast::<sys::pollfd>(),
                     timeout_ms,
                     now_timeval(),
                 )
-            };
-            if rc == ERROR_BUFFERFULL && nfds > room {
-                room = nfds;
-                continue;
+            );
+            match polled {
+                // libxl said how many entries it needs: again, with as many.
+                Err(e) if e.code == ERROR_BUFFERFULL && nfds > room => room = nfds,
+                Err(e) => {
+                    fds.truncate(start);
+                    return Err(e);
+                }
+                Ok(_) => {
+                    fds.truncate(start + nfds.max(0) as usize);
+                    return Ok(start);
+                }
             }
-            if let Err(e) = self.ctx.check("libxl_osevent_beforepoll", rc) {
-                fds.truncate(start);
-                return Err(e);
-            }
-            fds.truncate(start + nfds.max(0) as usize);
-            return Ok(start);
         }
     }
 
     /// Hands libxl the poll results for the fds it asked for.
     pub fn after_poll(&mut self, fds: &[libc::pollfd]) {
-        // SAFETY: the context is live; fds are the entries before_poll filled
-        // in (same layout), with revents set by poll(); libxl only reads.
-        unsafe {
+        // SAFETY: fds are the entries before_poll filled in (same layout),
+        // with revents set by poll(); libxl only reads them.
+        libxl_call!(
+            self,
             sys::libxl_osevent_afterpoll(
-                self.ctx.as_raw(),
+                ctx,
                 fds.len() as i32,
                 fds.as_ptr().cast::<sys::pollfd>(),
                 now_timeval(),
-            )
-        };
+            ) -> ()
+        );
     }
 
     /// Takes every pending event, frees each, and returns the domains whose
@@ -180,30 +178,24 @@ impl<C: Context> EventCtx<C> {
         let mut dead = Vec::new();
         loop {
             let mut event: *mut sys::libxl_event = ptr::null_mut();
-            self.ctx.begin();
-            // SAFETY: the context is live and has no event_occurs hooks (rex
-            // never registers any, nor does xl for its global context);
-            // event is an out-parameter; NULL predicate = any event.
-            let rc = unsafe {
-                sys::libxl_event_check(
-                    self.ctx.as_raw(),
-                    &mut event,
-                    u64::MAX,
-                    None,
-                    ptr::null_mut(),
-                )
+            // SAFETY: the context has no event_occurs hooks (rex never
+            // registers any, nor does xl for its global context); event is
+            // an out-parameter; NULL predicate = any event.
+            let checked = libxl_call!(
+                self,
+                sys::libxl_event_check(ctx, &mut event, u64::MAX, None, ptr::null_mut())
+            );
+            match checked {
+                Err(e) if e.code == ERROR_NOT_READY => return Ok(dead),
+                other => other?,
             };
-            if rc == ERROR_NOT_READY {
-                return Ok(dead);
-            }
-            self.ctx.check("libxl_event_check", rc)?;
             if event.is_null() {
                 return Ok(dead);
             }
             // SAFETY: on success event points at an event we own until freed.
             let (kind, domid) = unsafe { ((*event).type_, (*event).domid) };
             // SAFETY: freed once, with the context it came from.
-            unsafe { sys::libxl_event_free(self.ctx.as_raw(), event) };
+            libxl_call!(self, sys::libxl_event_free(ctx, event) -> ());
             if kind == sys::libxl_event_type_LIBXL_EVENT_TYPE_DOMAIN_DEATH {
                 dead.push(domid);
             } else {

@@ -1,12 +1,11 @@
 //! The libxl calls rex makes, as safe methods on any [`Context`].
 
 use std::ffi::CStr;
-use std::ptr::NonNull;
 
 use libxl_sys as sys;
 
-use super::ctx::Context;
-use super::error::{XlError, ERROR_FAIL};
+use super::ctx::{libxl_call, Context};
+use super::error::XlError;
 use super::types::{CpupoolInfo, DomInfoList, DomainSchedParams, Physinfo};
 
 /// libxl's scheduler ids.
@@ -31,84 +30,64 @@ pub fn scheduler_name(sched: i32) -> String {
 pub trait Libxl: Context {
     /// Every domain, in one `libxl_list_domain` call.
     fn list_domains(&self) -> Result<DomInfoList, XlError> {
-        self.begin();
         let mut n: i32 = 0;
-        // SAFETY: the context is live; n is an out-parameter.
-        let ptr = unsafe { sys::libxl_list_domain(self.as_raw(), &mut n) };
-        match NonNull::new(ptr) {
-            // SAFETY: a non-NULL result is an array of n entries we now own.
-            Some(ptr) => Ok(unsafe { DomInfoList::from_raw(ptr, n.max(0) as usize) }),
-            None => Err(XlError::new(
-                "libxl_list_domain",
-                ERROR_FAIL,
-                self.log_sink().and_then(|s| s.take()),
-            )),
-        }
+        // SAFETY: n is an out-parameter.
+        let ptr = libxl_call!(self, sys::libxl_list_domain(ctx, &mut n) -> ptr)?;
+        // SAFETY: a non-NULL result is an array of n entries we now own.
+        Ok(unsafe { DomInfoList::from_raw(ptr, n.max(0) as usize) })
     }
 
     /// The domain's name, or `None` when it has none (or is gone).
     fn domain_name(&self, domid: u32) -> Option<String> {
-        self.begin();
-        // SAFETY: the context is live; the result is malloc'd or NULL.
-        let ptr = unsafe { sys::libxl_domid_to_name(self.as_raw(), domid) };
-        if ptr.is_null() {
-            return None;
-        }
+        // SAFETY: a plain value argument; the result is malloc'd or NULL.
+        let ptr = libxl_call!(self, sys::libxl_domid_to_name(ctx, domid) -> ptr).ok()?;
         // SAFETY: non-NULL is a NUL-terminated string we own; copied, then
         // freed once with free() as libxl allocates it with malloc.
-        let name = unsafe { CStr::from_ptr(ptr) }
+        let name = unsafe { CStr::from_ptr(ptr.as_ptr()) }
             .to_string_lossy()
             .into_owned();
         // SAFETY: see above.
-        unsafe { libc::free(ptr.cast()) };
+        unsafe { libc::free(ptr.as_ptr().cast()) };
         Some(name)
     }
 
     fn physinfo(&self) -> Result<Physinfo, XlError> {
-        self.begin();
         let mut info = Physinfo::new();
-        // SAFETY: the context is live; info is initialised and ours.
-        let rc = unsafe { sys::libxl_get_physinfo(self.as_raw(), info.raw_mut()) };
-        self.check("libxl_get_physinfo", rc)?;
+        // SAFETY: info is initialised and ours.
+        libxl_call!(self, sys::libxl_get_physinfo(ctx, info.raw_mut()))?;
         Ok(info)
     }
 
     /// Free host memory, KiB.
     fn free_memory_kb(&self) -> Result<u64, XlError> {
-        self.begin();
         let mut kb: u64 = 0;
-        // SAFETY: the context is live; kb is an out-parameter.
-        let rc = unsafe { sys::libxl_get_free_memory(self.as_raw(), &mut kb) };
-        self.check("libxl_get_free_memory", rc)?;
+        // SAFETY: kb is an out-parameter.
+        libxl_call!(self, sys::libxl_get_free_memory(ctx, &mut kb))?;
         Ok(kb)
     }
 
     fn cpupool_info(&self, poolid: u32) -> Result<CpupoolInfo, XlError> {
-        self.begin();
         let mut info = CpupoolInfo::new();
-        // SAFETY: the context is live; info is initialised and ours, and
-        // disposed in its Drop whether or not this succeeds.
-        let rc = unsafe { sys::libxl_cpupool_info(self.as_raw(), info.raw_mut(), poolid) };
-        self.check("libxl_cpupool_info", rc)?;
+        // SAFETY: info is initialised and ours, and disposed in its Drop
+        // whether or not this succeeds.
+        libxl_call!(self, sys::libxl_cpupool_info(ctx, info.raw_mut(), poolid))?;
         Ok(info)
     }
 
     /// The scheduler of cpupool 0 (libxl_get_scheduler).
     fn default_scheduler(&self) -> Result<i32, XlError> {
-        self.begin();
-        // SAFETY: the context is live.
-        let rc = unsafe { sys::libxl_get_scheduler(self.as_raw()) };
-        self.check("libxl_get_scheduler", rc)
+        // SAFETY: no other arguments; the rc is the scheduler id.
+        libxl_call!(self, sys::libxl_get_scheduler(ctx))
     }
 
     /// A domain's parameters under its pool's scheduler (`sched` filled in).
     fn domain_sched_params(&self, domid: u32) -> Result<DomainSchedParams, XlError> {
-        self.begin();
         let mut params = DomainSchedParams::new();
-        // SAFETY: the context is live; params is initialised and ours.
-        let rc =
-            unsafe { sys::libxl_domain_sched_params_get(self.as_raw(), domid, params.raw_mut()) };
-        self.check("libxl_domain_sched_params_get", rc)?;
+        // SAFETY: params is initialised and ours.
+        libxl_call!(
+            self,
+            sys::libxl_domain_sched_params_get(ctx, domid, params.raw_mut())
+        )?;
         Ok(params)
     }
 
@@ -117,26 +96,25 @@ pub trait Libxl: Context {
         domid: u32,
         params: &DomainSchedParams,
     ) -> Result<(), XlError> {
-        self.begin();
-        // SAFETY: the context is live; libxl only reads params.
-        let rc = unsafe { sys::libxl_domain_sched_params_set(self.as_raw(), domid, params.raw()) };
-        self.check("libxl_domain_sched_params_set", rc).map(drop)
+        // SAFETY: libxl only reads params, an initialised struct.
+        libxl_call!(
+            self,
+            sys::libxl_domain_sched_params_set(ctx, domid, params.raw())
+        )
+        .map(drop)
     }
 
     /// The domain's current balloon target, KiB.
     fn memory_target_kb(&self, domid: u32) -> Result<u64, XlError> {
-        self.begin();
         let mut kb: u64 = 0;
-        // SAFETY: the context is live; kb is an out-parameter.
-        let rc = unsafe { sys::libxl_get_memory_target(self.as_raw(), domid, &mut kb) };
-        self.check("libxl_get_memory_target", rc)?;
+        // SAFETY: kb is an out-parameter.
+        libxl_call!(self, sys::libxl_get_memory_target(ctx, domid, &mut kb))?;
         Ok(kb)
     }
 
     /// Sets an absolute balloon target and enforces it (`enforce = 1`, as
     /// `xl mem-set` does), so the maximum follows the target.
     fn set_memory_target(&self, domid: u32, target_kb: u64) -> Result<(), XlError> {
-        self.begin();
         let target = i64::try_from(target_kb).map_err(|_| {
             XlError::new(
                 "libxl_set_memory_target",
@@ -144,9 +122,8 @@ pub trait Libxl: Context {
                 Some(format!("target {target_kb} KiB out of range")),
             )
         })?;
-        // SAFETY: the context is live; plain value arguments.
-        let rc = unsafe { sys::libxl_set_memory_target(self.as_raw(), domid, target, 0, 1) };
-        self.check("libxl_set_memory_target", rc).map(drop)
+        // SAFETY: plain value arguments (0: absolute, not relative).
+        libxl_call!(self, sys::libxl_set_memory_target(ctx, domid, target, 0, 1)).map(drop)
     }
 }
 
