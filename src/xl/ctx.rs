@@ -261,3 +261,126 @@ mod tests {
         }
     }
 }
+
+/// libxl_call! against stand-ins for libxl functions: a failing call
+/// cannot be had from libxl itself without a hypervisor (or a context).
+#[cfg(test)]
+mod call_tests {
+    use std::ffi::CStr;
+
+    use super::*;
+    use crate::xl::error::{ERROR_DOMAIN_NOTFOUND, ERROR_FAIL};
+
+    /// A context whose pointer nobody dereferences: only the stand-ins
+    /// below receive it. Its logger is rex's own, as a [`Ctx`]'s is.
+    struct FakeCtx {
+        logger: Logger,
+    }
+
+    impl FakeCtx {
+        fn new() -> Self {
+            let logger = Logger::new().expect("allocating a logger");
+            Self { logger }
+        }
+
+        fn log_error(&self, line: &CStr) {
+            self.logger
+                .log_as_libxl(sys::xentoollog_level_XTL_ERROR, line);
+        }
+    }
+
+    impl sealed::Sealed for FakeCtx {
+        fn as_raw(&self) -> *mut sys::libxl_ctx {
+            NonNull::dangling().as_ptr()
+        }
+
+        fn log_sink(&self) -> Option<&LogSink> {
+            Some(self.logger.sink())
+        }
+    }
+
+    /// Stand-ins for libxl functions, unsafe as theirs are. Each logs
+    /// `line` (if any) through the context's logger, as libxl does before
+    /// it fails, then returns what it is told to.
+    mod fake {
+        use super::*;
+
+        pub(super) unsafe fn libxl_rc(
+            _ctx: *mut sys::libxl_ctx,
+            cx: &FakeCtx,
+            line: Option<&CStr>,
+            rc: i32,
+        ) -> i32 {
+            line.inspect(|l| cx.log_error(l));
+            rc
+        }
+
+        pub(super) unsafe fn libxl_ptr(
+            _ctx: *mut sys::libxl_ctx,
+            cx: &FakeCtx,
+            line: Option<&CStr>,
+            ptr: *mut u8,
+        ) -> *mut u8 {
+            line.inspect(|l| cx.log_error(l));
+            ptr
+        }
+    }
+
+    #[test]
+    fn a_failure_names_the_function_and_carries_its_rc_and_logged_line() {
+        let cx = FakeCtx::new();
+        let line = Some(c"domain 7 does not exist");
+        // SAFETY: the stand-in only logs and returns.
+        let err = libxl_call!(&cx, fake::libxl_rc(ctx, &cx, line, ERROR_DOMAIN_NOTFOUND))
+            .expect_err("a negative rc is an error");
+        assert_eq!(err.call, "libxl_rc");
+        assert_eq!(err.code, ERROR_DOMAIN_NOTFOUND);
+        assert_eq!(err.detail.as_deref(), Some("domain 7 does not exist"));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "libxl_rc failed: ERROR_DOMAIN_NOTFOUND ({ERROR_DOMAIN_NOTFOUND}): \
+                 domain 7 does not exist"
+            )
+        );
+    }
+
+    #[test]
+    fn a_line_logged_before_the_call_is_not_blamed_on_it() {
+        let cx = FakeCtx::new();
+        cx.log_error(c"left over from an earlier call");
+        // SAFETY: the stand-in only logs and returns.
+        let err = libxl_call!(&cx, fake::libxl_rc(ctx, &cx, None, ERROR_FAIL))
+            .expect_err("a negative rc is an error");
+        assert_eq!(err.detail, None, "{err}");
+    }
+
+    #[test]
+    fn a_non_negative_rc_is_the_result_even_after_an_error_line() {
+        let cx = FakeCtx::new();
+        // libxl_get_scheduler returns its answer as the rc.
+        // SAFETY: the stand-in only logs and returns.
+        let rc = libxl_call!(&cx, fake::libxl_rc(ctx, &cx, None, 6));
+        assert_eq!(rc, Ok(6));
+        // libxl logs errors it then recovers from: the call still succeeded.
+        // SAFETY: as above.
+        let rc = libxl_call!(&cx, fake::libxl_rc(ctx, &cx, Some(c"retrying"), 0));
+        assert_eq!(rc, Ok(0));
+    }
+
+    #[test]
+    fn a_null_result_is_error_fail_with_the_logged_line() {
+        let cx = FakeCtx::new();
+        let null = ptr::null_mut();
+        // SAFETY: the stand-in only logs and returns.
+        let err = libxl_call!(&cx, fake::libxl_ptr(ctx, &cx, Some(c"no memory"), null) -> ptr)
+            .expect_err("NULL is an error");
+        assert_eq!(err.call, "libxl_ptr");
+        assert_eq!(err.code, ERROR_FAIL);
+        assert_eq!(err.detail.as_deref(), Some("no memory"));
+        let mut byte = 0u8;
+        // SAFETY: as above.
+        let got = libxl_call!(&cx, fake::libxl_ptr(ctx, &cx, None, &mut byte) -> ptr);
+        assert_eq!(got.map(NonNull::as_ptr), Ok(&mut byte as *mut u8));
+    }
+}

@@ -146,6 +146,23 @@ impl Drop for Logger {
     }
 }
 
+#[cfg(test)]
+impl Logger {
+    /// Logs `message` through the C logger, as libxl does.
+    pub(super) fn log_as_libxl(&self, level: sys::xentoollog_level, message: &CStr) {
+        // SAFETY: raw is live; both strings are NUL-terminated and outlive
+        // the call.
+        unsafe {
+            rexshim_log(
+                self.raw.as_ptr(),
+                level as c_int,
+                c"libxl".as_ptr(),
+                message.as_ptr(),
+            )
+        };
+    }
+}
+
 /// xl's logger while rex runs inside xl; NULL otherwise.
 static XL_LOGGER: AtomicPtr<sys::xentoollog_logger> = AtomicPtr::new(ptr::null_mut());
 
