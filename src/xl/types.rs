@@ -187,4 +187,40 @@ mod tests {
         assert_eq!(pool.cpu_count(), 0);
         drop(Physinfo::new());
     }
+
+    #[test]
+    fn setting_weight_and_cap_leaves_the_other_sentinels_alone() {
+        let mut params = DomainSchedParams::new();
+        params.set_weight(512);
+        params.set_cap(50);
+        assert_eq!((params.weight(), params.cap()), (512, 50));
+        // What libxl_domain_sched_params_set would be handed otherwise.
+        let raw = params.raw();
+        assert_eq!(raw.period, sys::LIBXL_DOMAIN_SCHED_PARAM_PERIOD_DEFAULT);
+        assert_eq!(raw.slice, sys::LIBXL_DOMAIN_SCHED_PARAM_SLICE_DEFAULT);
+    }
+
+    #[test]
+    fn a_filled_pool_counts_its_cpus_and_dispose_frees_its_contents() {
+        // Run under valgrind, this shows the name and map are freed once.
+        for _ in 0..3 {
+            let mut pool = CpupoolInfo::new();
+            let raw = pool.raw_mut();
+            // What libxl_cpupool_info leaves behind: malloc'd name and map,
+            // the memory libxl_cpupoolinfo_dispose frees.
+            // SAFETY: strdup of a NUL-terminated string; calloc of 2 bytes.
+            unsafe {
+                raw.pool_name = libc::strdup(c"Pool-0".as_ptr());
+                raw.cpumap.map = libc::calloc(2, 1).cast();
+            }
+            assert!(!raw.pool_name.is_null() && !raw.cpumap.map.is_null());
+            raw.cpumap.size = 2;
+            // SAFETY: map has the 2 bytes size says.
+            unsafe {
+                *raw.cpumap.map = 0b1011;
+                *raw.cpumap.map.add(1) = 0b1000_0000;
+            }
+            assert_eq!(pool.cpu_count(), 4);
+        }
+    }
 }
