@@ -102,6 +102,16 @@ impl Drop for Report {
     }
 }
 
+// The C handles say nothing worth printing; the file and its keys do.
+impl std::fmt::Debug for XluConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XluConfig")
+            .field("filename", &self.filename)
+            .field("keys", &self.by_key.len())
+            .finish_non_exhaustive()
+    }
+}
+
 // The Report must outlive the XLU_Config that writes to it: XluConfig's Drop
 // destroys the config first, then the Report's own Drop closes the stream.
 impl Drop for XluConfig {

@@ -8,6 +8,9 @@
 //! - [`event`]: the osevent poll pair, event checks, domain-death watches.
 //! - [`xs`]: xenstore reads of guest-published values.
 //! - [`os`]: poll(2) and the signal self-pipe.
+// What xl exports is its whole contract with the rest of rex: every item
+// is public on purpose or not at all, and every type can be logged.
+#![deny(unreachable_pub, missing_debug_implementations)]
 
 pub mod cfg;
 mod cfg_scan;
