@@ -3,7 +3,9 @@
 //! object is owned by a Rust value that frees it in `Drop`.
 //!
 //! - [`ctx`]: [`Ctx`] (allocated and freed by rex) and [`BorrowedCtx`]
-//!   (xl's, never freed); [`ops::Libxl`] has the calls rex makes.
+//!   (xl's, never freed), behind the sealed [`Context`]; [`ops::Libxl`]
+//!   has the calls rex makes, each through the one `libxl_call!` macro
+//!   (clear the captured error line, call, check the rc).
 //! - [`logger`]: libxl's messages into `log`, and `log` into xl's logger.
 //! - [`event`]: the osevent poll pair, event checks, domain-death watches.
 //! - [`xs`]: xenstore reads of guest-published values.
