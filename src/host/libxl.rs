@@ -34,10 +34,17 @@ pub struct LibxlHost<C: Context> {
     /// per domain, not once per tick) and its memory ceiling, for guest
     /// reads.
     known: HashMap<DomId, Known>,
-    /// The cpupool the guests run in (of the first non-dom0 domain seen).
-    guest_pool: u32,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
     host_total_kb: KiB,
+}
+
+/// The cpupool the guests run in: that of the first domain other than
+/// dom0, in (domid, cpupool) order; pool 0 without guests.
+fn guest_pool(domains: impl IntoIterator<Item = (DomId, u32)>) -> u32 {
+    domains
+        .into_iter()
+        .find(|&(domid, _)| domid != 0)
+        .map_or(0, |(_, pool)| pool)
 }
 
 /// The probe: `Ok(false)` when /dev/xen/privcmd is absent (no hypervisor,
@@ -91,7 +98,6 @@ impl<C: Context> LibxlHost<C> {
             ctx: EventCtx::new(ctx),
             epoch: Instant::now(),
             known: HashMap::new(),
-            guest_pool: 0,
             host_total_kb: 0,
         }
     }
@@ -186,16 +192,12 @@ impl<C: Context> Host for LibxlHost<C> {
             .map_err(|e| HostError::ListDomains(boxed(e)))?;
         let mut out = Vec::with_capacity(list.as_slice().len());
         let mut known = HashMap::with_capacity(out.capacity());
-        let mut guest_pool = None;
         for d in list.as_slice() {
             let name = self.name_of(d.domid, &d.uuid.uuid);
             let mem_target_kb = self
                 .ctx
                 .memory_target_kb(d.domid)
                 .unwrap_or(d.current_memkb);
-            if d.domid != 0 && guest_pool.is_none() {
-                guest_pool = Some(d.cpupool);
-            }
             let mem_max_kb = self.memory_ceiling_kb(d.domid, d.max_memkb);
             known.insert(
                 d.domid,
@@ -218,7 +220,6 @@ impl<C: Context> Host for LibxlHost<C> {
             });
         }
         self.known = known;
-        self.guest_pool = guest_pool.unwrap_or(0);
         Ok(out)
     }
 
@@ -228,11 +229,18 @@ impl<C: Context> Host for LibxlHost<C> {
         let free_mem_kb = self.ctx.free_memory_kb().map_err(err)?;
         // The guests' pool decides both the pCPUs and the scheduler; if it
         // cannot be read, fall back to the whole host and pool 0's scheduler.
-        let (guest_pcpus, scheduler) = match self.ctx.cpupool_info(self.guest_pool) {
+        // Read here, not remembered from the last list: the first
+        // host_info (the policy's validation) comes before any list.
+        let domains = self
+            .ctx
+            .list_domains()
+            .map_err(|e| HostError::ListDomains(boxed(e)))?;
+        let guest_pool = guest_pool(domains.as_slice().iter().map(|d| (d.domid, d.cpupool)));
+        let (guest_pcpus, scheduler) = match self.ctx.cpupool_info(guest_pool) {
             Ok(pool) if pool.cpu_count() > 0 => (pool.cpu_count(), pool.scheduler()),
             other => {
                 if let Err(e) = other {
-                    log::debug!("cpupool {}: {e}; using all pCPUs", self.guest_pool);
+                    log::debug!("cpupool {guest_pool}: {e}; using all pCPUs");
                 }
                 (phys.nr_cpus(), self.ctx.default_scheduler().map_err(err)?)
             }
@@ -348,6 +356,13 @@ impl<C: Context> EventSource for LibxlHost<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guests_pool_is_that_of_the_first_guest() {
+        assert_eq!(guest_pool([]), 0);
+        assert_eq!(guest_pool([(0, 0)]), 0);
+        assert_eq!(guest_pool([(0, 0), (3, 2), (5, 1)]), 2);
+    }
 
     #[test]
     fn a_name_is_remembered_only_for_the_same_domain_once_it_had_one() {
