@@ -16,10 +16,8 @@ use serde_json::json;
 
 use rex::config::parse_size_kb;
 use rex::engine::decompose::{decompose, BenchRun, DomainDecomposition};
+use rex::engine::limits::CAP_LIMIT;
 use rex::engine::KiB;
-
-/// Largest cap accepted: 128 vCPUs' worth, as in policy files.
-const CAP_LIMIT: u32 = 12_800;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

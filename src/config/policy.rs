@@ -22,6 +22,8 @@ use std::path::Path;
 
 use super::spec::Spec;
 use super::ConfigError;
+use crate::engine::limits::{CAP_LIMIT, WEIGHT_RANGE};
+use crate::engine::policy::{domain_problems, host_problems};
 use crate::engine::{DecompTable, DomainPolicy, HostPolicy, KiB, Level, PolicyConfig};
 use crate::xl::cfg::XluConfig;
 
@@ -57,9 +59,6 @@ const ROW_KEYS: &[&str] = &["domain", "load", "cap", "memory", "sla_ms"];
 
 /// Smallest memory bound rex takes without `force`, kB.
 const MIN_MEMORY_BOUND_KB: KiB = 16 * 1024;
-
-/// Largest cap rex accepts in a policy: 128 vCPUs' worth.
-const CAP_LIMIT: u32 = 12_800;
 
 /// Reads and parses a policy file.
 pub fn load_policy(path: &Path) -> Result<PolicyConfig, ConfigError> {
@@ -182,15 +181,6 @@ fn parse_host_policy(cfg: &mut XluConfig) -> Result<HostPolicy, ConfigError> {
     if let Some(n) = number_in(cfg, "idle", 0..=100)? {
         host.idle_pct = n as f64;
     }
-    if host.idle_pct >= host.saturation_pct {
-        return Err(ConfigError::new(
-            cfg.location("idle"),
-            format!(
-                "`idle' ({}) must be below `saturation' ({})",
-                host.idle_pct, host.saturation_pct
-            ),
-        ));
-    }
     if let Some(n) = number_in(cfg, "deadband_cap", 0..=100)? {
         host.deadband_cap = n as u32;
     }
@@ -222,7 +212,14 @@ fn parse_host_policy(cfg: &mut XluConfig) -> Result<HostPolicy, ConfigError> {
     if let Some(n) = number_in(cfg, "headroom", 0..=1)? {
         host.headroom = n == 1;
     }
-    Ok(host)
+    // The engine owns the rules; the file says where the knob is.
+    match host_problems(&host).into_iter().next() {
+        Some(problem) => {
+            let knob = problem.split_whitespace().next().unwrap_or_default();
+            Err(ConfigError::new(cfg.location(knob), problem))
+        }
+        None => Ok(host),
+    }
 }
 
 fn parse_decomposition(cfg: &mut XluConfig) -> Result<HashMap<String, DecompTable>, ConfigError> {
@@ -272,9 +269,6 @@ fn parse_domain(
     let name = spec.required_str("name")?.to_string();
     let cap_min = spec.u32_in("cap_min", 1..=CAP_LIMIT)?.unwrap_or(1);
     let cap_max = spec.u32_in("cap_max", 1..=CAP_LIMIT)?.unwrap_or(100);
-    if cap_min > cap_max {
-        return Err(err(format!("cap_min {cap_min} is above cap_max {cap_max}")));
-    }
     let mem_min_kb = spec.size_kb("mem_min")?.unwrap_or(0);
     let mem_max_kb = spec.size_kb("mem_max")?.unwrap_or(u64::MAX / 2);
     // `mem_max=128K` for 128M would balloon a guest to nothing.
@@ -289,13 +283,6 @@ fn parse_domain(
                 )));
             }
         }
-    }
-    if mem_min_kb > mem_max_kb {
-        return Err(err(format!(
-            "mem_min {} MiB is above mem_max {} MiB",
-            mem_min_kb / 1024,
-            mem_max_kb / 1024
-        )));
     }
     let load = spec.u32_in("load", 0..=u32::MAX)?;
     let table_level = match (load, tables.get(&name)) {
@@ -319,19 +306,7 @@ fn parse_domain(
             .or(table_level.map(|l| l.mem_kb))
             .unwrap_or(mem_min_kb),
     };
-    if level.cap_pct < cap_min || level.cap_pct > cap_max {
-        return Err(err(format!(
-            "level cap {} is outside [cap_min {cap_min}, cap_max {cap_max}]",
-            level.cap_pct
-        )));
-    }
-    if level.mem_kb < mem_min_kb || level.mem_kb > mem_max_kb {
-        return Err(err(format!(
-            "level memory {} MiB is outside [mem_min, mem_max]",
-            level.mem_kb / 1024
-        )));
-    }
-    Ok(DomainPolicy {
+    let policy = DomainPolicy {
         name,
         sla_ms: spec
             .f64_in("sla_ms", 0.001..=3_600_000.0)?
@@ -341,9 +316,14 @@ fn parse_domain(
         cap_max,
         mem_min_kb,
         mem_max_kb,
-        weight: spec.u32_in("weight", 1..=65535)?.unwrap_or(256),
+        weight: spec.u32_in("weight", WEIGHT_RANGE)?.unwrap_or(256),
         priority: spec.u32_in("priority", 0..=1000)?.unwrap_or(0),
-    })
+    };
+    // The engine owns the rules; the file says where the domain is.
+    match domain_problems(&policy).into_iter().next() {
+        Some(problem) => Err(err(problem)),
+        None => Ok(policy),
+    }
 }
 
 /// Parses policy text (for tests and `rex_xl_main` callers with inline text).
@@ -411,6 +391,42 @@ decomposition = [ "domain=vm2,load=40,cap=20,memory=64M",
 
         let e = error_of("domains = [ \"name=a,load=3\" ]\n");
         assert!(e.message.contains("decomposition"), "{e}");
+    }
+
+    #[test]
+    fn a_knob_breaking_the_engines_rules_is_refused_at_its_line() {
+        let e = error_of("interval = 1000\nsaturation = 40\n\nidle = 50\n");
+        assert_eq!(e.location, "p.cfg:4", "{e}");
+        assert_eq!(e.message, "idle 50% must be below saturation 40%");
+    }
+
+    /// A domain's rules are the engine's (one owner), reported at the
+    /// domain's line in the engine's words.
+    #[test]
+    fn a_domain_breaking_the_engines_rules_is_refused_at_its_line() {
+        let cases = [
+            (
+                "name=b,cap_min=50,cap_max=10",
+                "cap_min 50 is above cap_max 10",
+            ),
+            (
+                "name=b,mem_min=256M,mem_max=128M",
+                "mem_min 256M is above mem_max 128M",
+            ),
+            (
+                "name=b,cap=90,cap_max=80",
+                "level cap 90 is outside [cap_min 1, cap_max 80]",
+            ),
+            (
+                "name=b,memory=64M,mem_min=128M,mem_max=256M",
+                "level memory 64M is outside [mem_min 128M, mem_max 256M]",
+            ),
+        ];
+        for (domain, problem) in cases {
+            let e = error_of(&format!("domains = [\n \"name=a\",\n \"{domain}\" ]\n"));
+            assert_eq!(e.location, "p.cfg:3", "{domain}: {e}");
+            assert_eq!(e.message, format!("domain `b': {problem}"), "{domain}");
+        }
     }
 
     #[test]

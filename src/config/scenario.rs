@@ -31,6 +31,7 @@ use std::path::Path;
 use super::policy::{check_keys, number_in, parse_policy, size_kb, POLICY_KEYS};
 use super::spec::Spec;
 use super::ConfigError;
+use crate::engine::limits::{CAP_LIMIT, WEIGHT_RANGE};
 use crate::engine::{KiB, PolicyConfig};
 use crate::host::sim::{SimConfig, SimVm};
 use crate::xl::cfg::XluConfig;
@@ -296,7 +297,7 @@ fn parse_vm(spec: &Spec) -> Result<(SimVm, bool), ConfigError> {
         name,
         vcpus,
         cap: spec.u32_in("cap", 0..=vcpus * 100)?.unwrap_or(0),
-        weight: spec.u32_in("weight", 1..=65535)?.unwrap_or(256),
+        weight: spec.u32_in("weight", WEIGHT_RANGE)?.unwrap_or(256),
         mem_kb,
         mem_max_kb,
         clients: spec.u32_in("clients", 0..=100_000)?.unwrap_or(0),
@@ -355,7 +356,7 @@ fn parse_event(spec: &Spec) -> Result<Event, ConfigError> {
     }
     if spec.has("level_cap") || spec.has("level_memory") {
         kinds.push(EventKind::Level {
-            cap: spec.u32_in("level_cap", 1..=12_800)?,
+            cap: spec.u32_in("level_cap", 1..=CAP_LIMIT)?,
             mem_kb: spec.size_kb("level_memory")?,
         });
     }

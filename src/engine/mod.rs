@@ -5,6 +5,7 @@
 //! [`crate::host::Host`] and applies the [`Plan`] it returns.
 
 pub mod decompose;
+pub mod limits;
 pub mod model;
 pub mod monitor;
 pub mod policy;

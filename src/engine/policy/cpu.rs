@@ -11,10 +11,12 @@ use crate::engine::sla::HostPolicy;
 /// pCPUs, less dom0's share, the reserve, and the caps of capped guests rex
 /// does not manage.
 pub fn pool(host: &HostInfo, policy: &HostPolicy, unmanaged_caps: u64) -> u64 {
-    (u64::from(host.guest_pcpus) * 100)
-        .saturating_sub(u64::from(policy.dom0_cpu_pct))
-        .saturating_sub(u64::from(policy.reserve_cpu_pct))
-        .saturating_sub(unmanaged_caps)
+    crate::engine::limits::cpu_pool_pct(
+        host.guest_pcpus,
+        policy.dom0_cpu_pct,
+        policy.reserve_cpu_pct,
+        unmanaged_caps,
+    )
 }
 
 /// Σ of the caps decided so far.

@@ -101,15 +101,15 @@ mod memory;
 mod trend;
 mod validate;
 
+pub use validate::{domain_problems, host_problems};
+
 use std::collections::{HashMap, HashSet};
 
 use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason};
 use super::monitor::Usage;
 use super::sla::{DomainPolicy, HostPolicy, Level, PolicyConfig};
+use crate::engine::limits::WEIGHT_RANGE;
 use trend::Trend;
-
-/// Xen's credit schedulers accept weights in 1..=65535.
-const WEIGHT_MAX: u32 = 65_535;
 
 /// Which control law decides: rex's own, or a baseline kept only to
 /// compare against (`rex simulate --policy`, `--compare`).
@@ -528,7 +528,10 @@ fn build_plan(slots: &[Slot]) -> Plan {
                 list.push(change(Action::Cap { from, to }, reason));
             }
         }
-        let weight = slot.policy.weight.clamp(1, WEIGHT_MAX);
+        let weight = slot
+            .policy
+            .weight
+            .clamp(*WEIGHT_RANGE.start(), *WEIGHT_RANGE.end());
         if u.sched.weight != weight {
             weights.push(change(
                 Action::Weight {

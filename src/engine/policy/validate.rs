@@ -2,9 +2,10 @@
 
 use std::collections::HashSet;
 
-use super::{PolicyError, WEIGHT_MAX};
+use super::PolicyError;
+use crate::engine::limits::{cpu_capacity_pct, cpu_pool_pct, WEIGHT_RANGE};
 use crate::engine::model::{HostInfo, KiB};
-use crate::engine::sla::{DomainPolicy, PolicyConfig};
+use crate::engine::sla::{DomainPolicy, HostPolicy, PolicyConfig};
 use crate::engine::Usage;
 
 /// How many domains an over-capacity message names, largest first.
@@ -12,7 +13,7 @@ const NAMED_IN_SUMS: usize = 5;
 
 pub fn validate(config: &PolicyConfig, host: &HostInfo) -> Result<(), PolicyError> {
     let mut problems = Vec::new();
-    check_host_knobs(config, &mut problems);
+    problems.extend(host_problems(&config.host));
     let mut names = HashSet::new();
     for domain in &config.domains {
         if domain.name.is_empty() {
@@ -20,7 +21,7 @@ pub fn validate(config: &PolicyConfig, host: &HostInfo) -> Result<(), PolicyErro
         } else if !names.insert(domain.name.as_str()) {
             problems.push(format!("domain `{}' is listed twice", domain.name));
         }
-        check_domain(domain, &mut problems);
+        problems.extend(domain_problems(domain));
     }
     check_capacity(config, host, &mut problems);
     if problems.is_empty() {
@@ -30,8 +31,11 @@ pub fn validate(config: &PolicyConfig, host: &HostInfo) -> Result<(), PolicyErro
     }
 }
 
-fn check_host_knobs(config: &PolicyConfig, problems: &mut Vec<String>) {
-    let h = &config.host;
+/// What is wrong with the host-wide knobs on any host. Each problem starts
+/// with the name of the knob at fault (policy files report it at that
+/// knob's line).
+pub fn host_problems(h: &HostPolicy) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut check = |ok: bool, message: String| {
         if !ok {
             problems.push(message);
@@ -75,9 +79,14 @@ fn check_host_knobs(config: &PolicyConfig, problems: &mut Vec<String>) {
         h.interval_ms >= 1,
         "interval must be at least 1 ms".to_string(),
     );
+    problems
 }
 
-fn check_domain(d: &DomainPolicy, problems: &mut Vec<String>) {
+/// What is wrong with one domain's policy on any host, each problem naming
+/// the domain. Policy files check each domain with this as they read it,
+/// to report the problem at its line.
+pub fn domain_problems(d: &DomainPolicy) -> Vec<String> {
+    let mut problems = Vec::new();
     let name = &d.name;
     if d.cap_max == 0 {
         problems.push(format!(
@@ -102,10 +111,12 @@ fn check_domain(d: &DomainPolicy, problems: &mut Vec<String>) {
             mib(d.mem_max_kb)
         ));
     }
-    if d.weight == 0 || d.weight > WEIGHT_MAX {
+    if !WEIGHT_RANGE.contains(&d.weight) {
         problems.push(format!(
-            "domain `{name}': weight {} must be in 1..={WEIGHT_MAX}",
-            d.weight
+            "domain `{name}': weight {} must be in {}..={}",
+            d.weight,
+            WEIGHT_RANGE.start(),
+            WEIGHT_RANGE.end()
         ));
     }
     if let Some(sla_ms) = d.sla_ms.filter(|ms| !(ms.is_finite() && *ms > 0.0)) {
@@ -113,13 +124,29 @@ fn check_domain(d: &DomainPolicy, problems: &mut Vec<String>) {
             "domain `{name}': sla_ms {sla_ms} must be a positive number of ms"
         ));
     }
+    let level = &d.level;
+    if d.cap_min <= d.cap_max && !(d.cap_min..=d.cap_max).contains(&level.cap_pct) {
+        problems.push(format!(
+            "domain `{name}': level cap {} is outside [cap_min {}, cap_max {}]",
+            level.cap_pct, d.cap_min, d.cap_max
+        ));
+    }
+    if d.mem_min_kb <= d.mem_max_kb && !(d.mem_min_kb..=d.mem_max_kb).contains(&level.mem_kb) {
+        problems.push(format!(
+            "domain `{name}': level memory {} is outside [mem_min {}, mem_max {}]",
+            mib(level.mem_kb),
+            mib(d.mem_min_kb),
+            mib(d.mem_max_kb)
+        ));
+    }
+    problems
 }
 
 /// The floors and the levels must fit the host: CPU in the pool left after
 /// dom0 and the reserve, memory in the host's memory less the slush.
 fn check_capacity(config: &PolicyConfig, host: &HostInfo, problems: &mut Vec<String>) {
     let h = &config.host;
-    let capacity = u64::from(host.guest_pcpus) * 100;
+    let capacity = cpu_capacity_pct(host.guest_pcpus);
     let held = u64::from(h.dom0_cpu_pct) + u64::from(h.reserve_cpu_pct);
     if held > capacity {
         problems.push(format!(
@@ -127,7 +154,7 @@ fn check_capacity(config: &PolicyConfig, host: &HostInfo, problems: &mut Vec<Str
             h.dom0_cpu_pct, h.reserve_cpu_pct, host.guest_pcpus
         ));
     }
-    let pool = capacity.saturating_sub(held);
+    let pool = cpu_pool_pct(host.guest_pcpus, h.dom0_cpu_pct, h.reserve_cpu_pct, 0);
     let pool_text = format!(
         "the CPU pool of {pool}% ({} pCPU(s) × 100 − dom0_cpu {} − reserve_cpu {})",
         host.guest_pcpus, h.dom0_cpu_pct, h.reserve_cpu_pct

@@ -1,6 +1,7 @@
 //! What a simulated host is made of. Plain data: the scenario parser builds
 //! these, [`super::SimHost::new`] checks them.
 
+use crate::engine::limits::WEIGHT_RANGE;
 use crate::engine::{DomId, KiB};
 
 /// A simulated host.
@@ -108,8 +109,12 @@ pub(super) fn check_host(config: &SimConfig) -> Result<(), SimError> {
 
 /// Weight and cap rules shared by configuration and `set_sched_params`.
 pub(super) fn check_sched(weight: u32, cap: u32, vcpus: u32) -> Result<(), String> {
-    if !(1..=65535).contains(&weight) {
-        return Err(format!("weight {weight} is outside 1..=65535"));
+    if !WEIGHT_RANGE.contains(&weight) {
+        return Err(format!(
+            "weight {weight} is outside {}..={}",
+            WEIGHT_RANGE.start(),
+            WEIGHT_RANGE.end()
+        ));
     }
     if u64::from(cap) > u64::from(vcpus) * 100 {
         return Err(format!(
