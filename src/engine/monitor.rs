@@ -71,10 +71,6 @@ impl Monitor {
         self.smoothing = sane_smoothing(smoothing);
     }
 
-    pub fn smoothing(&self) -> f64 {
-        self.smoothing
-    }
-
     /// Usage of every alive domain in `snapshot` (dom0 included), sorted by
     /// domid. Domains that died or vanished are forgotten.
     pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<Usage> {

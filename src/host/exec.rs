@@ -68,10 +68,6 @@ impl XlCommand {
         Self { xl }
     }
 
-    pub fn xl(&self) -> &std::path::Path {
-        &self.xl
-    }
-
     /// `sched-credit -d D -c CAP -w W`, or `sched-credit2 …` for credit2.
     pub fn sched_args(
         scheduler: &Scheduler,

@@ -53,15 +53,6 @@ impl<C: Context> EventCtx<C> {
         }
     }
 
-    pub fn ctx(&self) -> &C {
-        &self.ctx
-    }
-
-    /// Domains with a death watch.
-    pub fn watched(&self) -> impl Iterator<Item = u32> + '_ {
-        self.deaths.keys().copied()
-    }
-
     /// Watches exactly `domids` for death: enables new ones, disables the
     /// rest. A domain that is already gone fails to enable; that error is
     /// returned after the others are done.
