@@ -1,6 +1,6 @@
 //! Whole-loop tests: rex driving the simulated host through scenarios.
 
-use rex::config::scenario::Scenario;
+use rex::config::scenario::{Event, EventKind, Scenario};
 use rex::simulate::{run, Law, RunResult, TimelinePoint};
 
 const DOMAINS: &str = r#"[ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
@@ -138,21 +138,189 @@ events = [ "at=10,vm=web,level_cap=45" ]"#,
     assert!(cap_at(&rex, "web", 13.0) >= 45, "{:?}", series(&rex, "web"));
 }
 
-#[test]
-fn garbage_guest_values_gain_nothing_beyond_the_ceiling() {
-    let s = scenario(
-        r#"events = [ "at=2,vm=idle,guest_response=99999999999999999999999",
-                      "at=3,vm=idle,guest_free=-5,guest_total=0x10",
-                      "at=4,vm=web,guest_response=1e999,guest_free=NaN" ]"#,
-    );
-    let rex = run(&s, Law::Rex, None).unwrap();
-    for vm in ["web", "idle"] {
-        assert!(max_cap(&rex, vm) <= 70, "{vm} beyond its cap ceiling");
-        assert!(
-            series(&rex, vm).iter().all(|p| p.mem_mib <= 128.0),
-            "{vm} beyond mem_max"
-        );
+/// What a guest writes under its three keys (None: the key is absent).
+#[derive(Clone, Copy, Default)]
+struct Published<'a> {
+    free: Option<&'a [u8]>,
+    total: Option<&'a [u8]>,
+    response: Option<&'a [u8]>,
+}
+
+#[derive(Clone, Copy)]
+enum Key {
+    Free,
+    Total,
+    Response,
+}
+
+impl<'a> Published<'a> {
+    fn with(mut self, key: Key, bytes: &'a [u8]) -> Self {
+        match key {
+            Key::Free => self.free = Some(bytes),
+            Key::Total => self.total = Some(bytes),
+            Key::Response => self.response = Some(bytes),
+        }
+        self
     }
+}
+
+/// `vm` writes `values` from the start of a 30 s run of a host where no
+/// domain needs anything: web is busy (70% of its cap) but well within its
+/// SLA and at its level, idle holds 16M above its level, and there is no
+/// headroom to hand out, so only what a guest writes can move an
+/// allocation (web's CPU or memory up, idle's memory down).
+fn published_run(vm: &str, values: Published) -> Allocations {
+    let mut s = scenario_of(
+        r#"[ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
+             "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M" ]"#,
+        r#"[ "name=web,cap=20,memory=64M,maxmem=128M,clients=15,think_ms=1000,demand_ms=9.5,working_set=40M",
+             "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]"#,
+        "headroom = 0",
+    );
+    s.duration_ms = 30_000;
+    s.events = vec![Event {
+        at_ms: 0,
+        vm: vm.into(),
+        kind: EventKind::GuestValues {
+            free: values.free.map(<[u8]>::to_vec),
+            total: values.total.map(<[u8]>::to_vec),
+            response: values.response.map(<[u8]>::to_vec),
+        },
+        location: "test".into(),
+    }];
+    let run = run(&s, Law::Rex, None).unwrap();
+    Allocations {
+        timeline: run
+            .timeline
+            .iter()
+            .map(|p| (p.vm.clone(), p.t_s, p.cap, p.mem_mib))
+            .collect(),
+        changes: run
+            .vms
+            .iter()
+            .map(|v| (v.name.clone(), v.reallocations))
+            .collect(),
+    }
+}
+
+/// Every VM's cap and memory at every tick, and its count of changes.
+#[derive(PartialEq)]
+struct Allocations {
+    timeline: Vec<(String, f64, u32, f64)>,
+    changes: Vec<(String, usize)>,
+}
+
+impl Allocations {
+    fn changes_of(&self, vm: &str) -> usize {
+        self.changes.iter().find(|(name, _)| name == vm).unwrap().1
+    }
+}
+
+/// `vm` writes each of `garbage` under `key`, beside `others`; `alarm` is a
+/// well-formed figure a reader that trusted the garbage could take it for.
+struct GarbageCase {
+    vm: &'static str,
+    others: Published<'static>,
+    key: Key,
+    alarm: &'static [u8],
+    garbage: &'static [&'static [u8]],
+}
+
+/// Garbage in a guest-written key counts for nothing: the run is the run
+/// in which the key is absent, where nothing changes. Each case also runs
+/// with its alarm, to show that a figure the garbage could be read as
+/// would have moved an allocation (so the case can fail).
+#[test]
+fn garbage_guest_values_count_for_nothing() {
+    let total_64m = Published {
+        total: Some(b"65536"),
+        ..Published::default()
+    };
+    let cases = [
+        // A miss while busy (the one-hour limit is believed) wins web CPU
+        // from the pool.
+        GarbageCase {
+            vm: "web",
+            others: Published::default(),
+            key: Key::Response,
+            alarm: b"3599999",
+            garbage: &[
+                b"99999999999999999999999", // 1e23 ms
+                b"3600001",                 // above one hour
+                b"1e999",
+                b"inf",
+                b"Infinity",
+                b"3.6e6",
+                b"+99999",
+                b"99999 ms",
+                b"0x99999",
+            ],
+        },
+        // Little free memory wins web memory from the host.
+        GarbageCase {
+            vm: "web",
+            others: total_64m,
+            key: Key::Free,
+            alarm: b"16",
+            garbage: &[b"0x10", b"16kB", b"1.6e1", b"16\x80", b"-16", b"1 6"],
+        },
+        GarbageCase {
+            vm: "web",
+            others: Published {
+                free: Some(b"16"),
+                ..Published::default()
+            },
+            key: Key::Total,
+            alarm: b"131072",
+            garbage: &[
+                b"99999999999999999999999", // beyond 64 bits
+                b"0x20000",
+                b"1.31072e5",
+                b"128M",
+            ],
+        },
+        // All of it free has the idle domain give back down to its level.
+        GarbageCase {
+            vm: "idle",
+            others: total_64m,
+            key: Key::Free,
+            alarm: b"65536",
+            garbage: &[
+                b"99999999999999999999", // beyond 64 bits
+                b"0x10000",
+                b"6.5536e4",
+                b"64M",
+                b"65536\x0065536",
+            ],
+        },
+    ];
+    let mut moved = Vec::new();
+    for case in cases {
+        let vm = case.vm;
+        let silent = published_run(vm, case.others);
+        assert_eq!(silent.changes_of(vm), 0, "{vm} changed on its own");
+        let alarmed = published_run(vm, case.others.with(case.key, case.alarm));
+        assert!(
+            alarmed.changes_of(vm) > 0,
+            "{vm} writing {:?} got no change: the case proves nothing",
+            String::from_utf8_lossy(case.alarm)
+        );
+        for &bytes in case.garbage {
+            let seen = published_run(vm, case.others.with(case.key, bytes));
+            if seen != silent {
+                moved.push(format!(
+                    "{vm} writing {:?}: changes {:?}",
+                    String::from_utf8_lossy(bytes),
+                    seen.changes
+                ));
+            }
+        }
+    }
+    assert!(
+        moved.is_empty(),
+        "garbage moved allocations:\n{}",
+        moved.join("\n")
+    );
 }
 
 #[test]
