@@ -1,11 +1,12 @@
 //! The exec actuator's command lines, against a stub `xl` that records its
 //! argv: what SRX ran with `xm`, now with `xl`. No Xen needed.
 
+use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rex::engine::{DomId, DomainInfo, HostInfo, KiB, SchedParams, Scheduler};
-use rex::host::exec::{resolve_xl, ExecHost, XlCommand, XL_ENV};
+use rex::host::exec::{resolve_xl_with, ExecHost, XlCommand};
 use rex::host::{Host, HostError};
 
 /// A directory with an `xl` script that appends its arguments (one line per
@@ -203,16 +204,17 @@ fn schedulers_without_an_xl_command_are_refused_without_running_anything() {
 
 #[test]
 fn xl_is_found_by_flag_then_environment_then_path() {
-    // The only test touching REX_XL, so no other test races with it.
-    std::env::remove_var(XL_ENV);
-    assert_eq!(resolve_xl(None), PathBuf::from("xl"));
-    std::env::set_var(XL_ENV, "/opt/xen/bin/xl");
-    assert_eq!(resolve_xl(None), PathBuf::from("/opt/xen/bin/xl"));
+    let env = |v: &str| Some(OsString::from(v));
+    assert_eq!(resolve_xl_with(None, None), PathBuf::from("xl"));
+    assert_eq!(resolve_xl_with(None, env("")), PathBuf::from("xl"));
     assert_eq!(
-        resolve_xl(Some(PathBuf::from("/usr/sbin/xl"))),
+        resolve_xl_with(None, env("/opt/xen/bin/xl")),
+        PathBuf::from("/opt/xen/bin/xl")
+    );
+    assert_eq!(
+        resolve_xl_with(Some(PathBuf::from("/usr/sbin/xl")), env("/opt/xen/bin/xl")),
         PathBuf::from("/usr/sbin/xl")
     );
-    std::env::remove_var(XL_ENV);
 }
 
 fn domain(domid: DomId, name: &str, mem_kb: KiB) -> DomainInfo {
@@ -299,14 +301,9 @@ fn a_driver_tick_runs_one_xl_command_per_applied_change_in_plan_order() {
 #[test]
 fn xl_on_path_is_used_when_neither_flag_nor_environment_names_one() {
     let stub = StubXl::new("path", 0, "");
-    let xl = XlCommand::new(PathBuf::from("xl"));
-    let old_path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![stub.dir.clone()];
-    dirs.extend(std::env::split_paths(&old_path));
-    // Only this test reads PATH for `xl`; the others name the stub's path.
-    std::env::set_var("PATH", std::env::join_paths(dirs).unwrap());
-    let result = xl.set_memory(3, 65_536);
-    std::env::set_var("PATH", old_path);
-    result.unwrap();
+    let elsewhere = std::env::temp_dir().join("rex-no-such-dir");
+    let path = std::env::join_paths([elsewhere, stub.dir.clone()]).unwrap();
+    let xl = XlCommand::new(resolve_xl_with(None, None)).with_search_path(path);
+    xl.set_memory(3, 65_536).unwrap();
     assert_eq!(stub.calls(), vec!["mem-set 3 65536k"]);
 }

@@ -49,23 +49,36 @@ fn stderr_suffix(stderr: &str) -> String {
 
 /// The `xl` binary: `--xl PATH`, else `$REX_XL`, else `xl` on PATH.
 pub fn resolve_xl(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| {
-        std::env::var_os(XL_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
-    .unwrap_or_else(|| PathBuf::from("xl"))
+    resolve_xl_with(flag, std::env::var_os(XL_ENV))
+}
+
+/// [`resolve_xl`] with the value of `$REX_XL` given, not read.
+pub fn resolve_xl_with(flag: Option<PathBuf>, env: Option<OsString>) -> PathBuf {
+    flag.or_else(|| env.filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("xl"))
 }
 
 /// Builds and runs `xl` command lines.
 #[derive(Debug, Clone)]
 pub struct XlCommand {
     xl: PathBuf,
+    /// The PATH `xl` is looked up in and runs with; None: rex's own.
+    search_path: Option<OsString>,
 }
 
 impl XlCommand {
     pub fn new(xl: PathBuf) -> Self {
-        Self { xl }
+        Self {
+            xl,
+            search_path: None,
+        }
+    }
+
+    /// Looks a bare `xl` up in `path`, not in rex's PATH (and runs it with
+    /// that PATH).
+    pub fn with_search_path(mut self, path: OsString) -> Self {
+        self.search_path = Some(path);
+        self
     }
 
     /// `sched-credit -d D -c CAP -w W`, or `sched-credit2 …` for credit2.
@@ -99,7 +112,11 @@ impl XlCommand {
     /// with xl's stderr.
     pub fn run(&self, args: &[String]) -> Result<(), ExecError> {
         let spawn = || {
-            Command::new(&self.xl)
+            let mut command = Command::new(&self.xl);
+            if let Some(path) = &self.search_path {
+                command.env("PATH", path);
+            }
+            command
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
