@@ -1,5 +1,9 @@
 //! The exec actuator's command lines, against a stub `xl` that records its
-//! argv: what SRX ran with `xm`, now with `xl`. No Xen needed.
+//! argv: what SRX ran with `xm`, now with `xl`. No Xen needed. The expected
+//! argv are written out as an administrator would type them (xl's own
+//! syntax: `sched-credit -d DOM -w W -c CAP`, `sched-credit2 -d DOM -w W -c
+//! CAP`, `mem-set DOM SIZE` with a `k` suffix for KiB), never built by the
+//! code under test. No test changes the process's environment.
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -10,7 +14,9 @@ use rex::host::exec::{resolve_xl_with, ExecHost, XlCommand};
 use rex::host::{Host, HostError};
 
 /// A directory with an `xl` script that appends its arguments (one line per
-/// call) to `calls`, writes `stderr` to stderr and exits with `exit_code`.
+/// call, each argument ended by a unit separator, so argument boundaries
+/// are kept) to `calls`, writes `stderr` to stderr and exits with
+/// `exit_code`.
 struct StubXl {
     dir: PathBuf,
 }
@@ -20,7 +26,7 @@ impl StubXl {
         let dir = std::env::temp_dir().join(format!("rex-stub-xl-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\nprintf '%s' '{stderr}' >&2\nexit {exit_code}\n",
+            "#!/bin/sh\n{{ printf '%s\\037' \"$@\"; echo; }} >> '{}'\nprintf '%s' '{stderr}' >&2\nexit {exit_code}\n",
             dir.join("calls").display()
         );
         let xl = dir.join("xl");
@@ -33,11 +39,15 @@ impl StubXl {
         self.dir.join("xl")
     }
 
-    fn calls(&self) -> Vec<String> {
+    /// The argv of each call, in order.
+    fn calls(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(self.dir.join("calls"))
             .unwrap_or_default()
             .lines()
-            .map(String::from)
+            .map(|line| {
+                let args = line.strip_suffix('\x1f').unwrap_or(line);
+                args.split('\x1f').map(String::from).collect()
+            })
             .collect()
     }
 }
@@ -108,7 +118,10 @@ fn credit2_pool_gets_sched_credit2_with_cap_and_weight() {
         },
     )
     .unwrap();
-    assert_eq!(stub.calls(), vec!["sched-credit2 -d 3 -c 40 -w 512"]);
+    assert_eq!(
+        stub.calls(),
+        [["sched-credit2", "-d", "3", "-c", "40", "-w", "512"]]
+    );
 }
 
 #[test]
@@ -133,9 +146,9 @@ fn credit_pool_gets_sched_credit_and_the_scheduler_is_read_once() {
     .unwrap();
     assert_eq!(
         stub.calls(),
-        vec![
-            "sched-credit -d 7 -c 0 -w 256",
-            "sched-credit -d 7 -c 25 -w 256"
+        [
+            ["sched-credit", "-d", "7", "-c", "0", "-w", "256"],
+            ["sched-credit", "-d", "7", "-c", "25", "-w", "256"],
         ]
     );
     assert_eq!(host.reads_mut().host_info_calls, 1);
@@ -146,7 +159,7 @@ fn memory_targets_are_absolute_kib() {
     let stub = StubXl::new("mem", 0, "");
     let mut host = exec_host(Scheduler::Credit2, &stub.path());
     host.set_memory_target(4, 131_072).unwrap();
-    assert_eq!(stub.calls(), vec!["mem-set 4 131072k"]);
+    assert_eq!(stub.calls(), [["mem-set", "4", "131072k"]]);
 }
 
 #[test]
@@ -255,45 +268,19 @@ fn a_driver_tick_runs_one_xl_command_per_applied_change_in_plan_order() {
         !report.applied.is_empty(),
         "the policy should force changes"
     );
-    let mut sched: std::collections::HashMap<DomId, SchedParams> = [
-        (
-            5,
-            SchedParams {
-                weight: 256,
-                cap: 0,
-            },
-        ),
-        (
-            6,
-            SchedParams {
-                weight: 256,
-                cap: 0,
-            },
-        ),
-    ]
-    .into();
-    let expected: Vec<String> = report
-        .applied
-        .iter()
-        .map(|a| {
-            assert_eq!(a.error, None);
-            let d = a.change.domid;
-            let args = match a.change.action {
-                rex::engine::Action::Memory { to, .. } => XlCommand::mem_set_args(d, to),
-                rex::engine::Action::Cap { to, .. } => {
-                    let p = sched.get_mut(&d).unwrap();
-                    p.cap = to;
-                    XlCommand::sched_args(&Scheduler::Credit2, d, *p).unwrap()
-                }
-                rex::engine::Action::Weight { to, .. } => {
-                    let p = sched.get_mut(&d).unwrap();
-                    p.weight = to;
-                    XlCommand::sched_args(&Scheduler::Credit2, d, *p).unwrap()
-                }
-            };
-            args.join(" ")
-        })
-        .collect();
+    for applied in &report.applied {
+        assert_eq!(applied.error, None);
+    }
+    // Caps first: uncapped is above cap_max, so both are set to their
+    // guarantee (cap_min, as no level is given). Then memory, shrinks
+    // before grows: vm1 down to its mem_max (96 MiB), vm2 up to its
+    // mem_min (160 MiB).
+    let expected = vec![
+        vec!["sched-credit2", "-d", "5", "-c", "10", "-w", "256"],
+        vec!["sched-credit2", "-d", "6", "-c", "10", "-w", "256"],
+        vec!["mem-set", "5", "98304k"],
+        vec!["mem-set", "6", "163840k"],
+    ];
     assert_eq!(stub.calls(), expected);
     assert_eq!(driver.timings().len(), expected.len());
 }
@@ -305,5 +292,5 @@ fn xl_on_path_is_used_when_neither_flag_nor_environment_names_one() {
     let path = std::env::join_paths([elsewhere, stub.dir.clone()]).unwrap();
     let xl = XlCommand::new(resolve_xl_with(None, None)).with_search_path(path);
     xl.set_memory(3, 65_536).unwrap();
-    assert_eq!(stub.calls(), vec!["mem-set 3 65536k"]);
+    assert_eq!(stub.calls(), [["mem-set", "3", "65536k"]]);
 }
