@@ -420,6 +420,17 @@ fn chaotic_snapshot(
         }
         let garbage = [f64::NAN, f64::INFINITY, -5.0, 1e300, 450.0, 2500.0];
         let mem_max_kb = f.range(0, 512) * MIB;
+        // Memory figures: now and then any 64-bit value, else plausible
+        // ones, with free often short enough for the domain to grow.
+        let figure = |f: &mut Fields, plausible_mib: u64| {
+            f.chance(70).then(|| {
+                if f.chance(25) {
+                    f.below(u64::MAX)
+                } else {
+                    f.range(0, plausible_mib) * MIB + f.below(1024)
+                }
+            })
+        };
         domains.push(DomainObservation {
             info: DomainInfo {
                 domid,
@@ -445,8 +456,8 @@ fn chaotic_snapshot(
             sched: *sched,
             report: sanitised(
                 GuestReport {
-                    mem_free_kb: f.chance(70).then(|| f.below(u64::MAX)),
-                    mem_total_kb: f.chance(70).then(|| f.below(u64::MAX)),
+                    mem_free_kb: figure(&mut f, 48),
+                    mem_total_kb: figure(&mut f, 512),
                     response_ms: f.chance(80).then(|| garbage[f.below(6) as usize]),
                 },
                 mem_max_kb,
@@ -469,10 +480,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1_000))]
 
     /// The whole engine on chaotic hosts: usage is well-formed and the
-    /// plans touch only managed domains, with sane values.
+    /// plans touch only managed domains, with sane values: caps within
+    /// bounds, memory grown only within mem_max, the domain's maxmem and
+    /// the free memory above the slush, and shrunk no lower than mem_min.
     #[test]
     fn engine_copes_with_chaotic_hosts(
-        ticks in prop::collection::vec(prop::collection::vec(any::<u64>(), 6), 1..6),
+        ticks in prop::collection::vec(prop::collection::vec(any::<u64>(), 16), 1..6),
     ) {
         let policy = |name: &str| DomainPolicy {
             name: name.into(),
@@ -509,9 +522,18 @@ proptest! {
                     prop_assert_eq!(u.mem_used_kb, Some(total - free));
                 }
             }
+            // Growth comes out of the host's free memory above the slush
+            // (and the reserve), all of this tick's grows together.
+            let host_policy = HostPolicy::default();
+            let budget = snapshot
+                .host
+                .free_mem_kb
+                .saturating_sub(host_policy.slush_kb + host_policy.reserve_mem_kb);
+            let mut grown: KiB = 0;
             for change in &tick.plan.changes {
                 prop_assert!(change.domid != 0, "dom0 changed");
                 prop_assert!(["vm1", "vm2", "vm3"].contains(&change.name.as_str()));
+                let obs = snapshot.domains.iter().find(|d| d.info.domid == change.domid).unwrap();
                 let entry = state.get_mut(&change.domid).unwrap();
                 match change.action {
                     Action::Cap { to, .. } => {
@@ -519,12 +541,30 @@ proptest! {
                         entry.0.cap = to;
                     }
                     Action::Weight { to, .. } => entry.0.weight = to,
-                    Action::Memory { to, .. } => {
-                        prop_assert!((64 * MIB..=256 * MIB).contains(&to) || to > entry.1);
+                    Action::Memory { from, to } => {
+                        prop_assert_eq!(from, entry.1, "from is not the target rex saw");
+                        if to > from {
+                            // Within the policy's mem_max and the domain's
+                            // maxmem (0: unknown).
+                            prop_assert!(to <= 256 * MIB, "grown to {} above mem_max", to);
+                            let maxmem = obs.info.mem_max_kb;
+                            prop_assert!(
+                                maxmem == 0 || to <= maxmem,
+                                "grown to {} above maxmem {}", to, maxmem
+                            );
+                            grown += to - from;
+                        } else {
+                            // Never below the guarantee (mem_min = level).
+                            prop_assert!(to >= 64 * MIB, "shrunk to {} below mem_min", to);
+                        }
                         entry.1 = to;
                     }
                 }
             }
+            prop_assert!(
+                grown <= budget,
+                "grew {} KiB with {} KiB free above the slush", grown, budget
+            );
         }
     }
 }
