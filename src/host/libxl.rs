@@ -383,10 +383,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs a machine without Xen; tests/run-all runs it there"]
     fn without_a_hypervisor_open_is_unavailable_and_names_privcmd() {
-        if std::path::Path::new(PRIVCMD).exists() {
-            return; // a Xen dom0: covered by the lab instead
-        }
+        assert!(!std::path::Path::new(PRIVCMD).exists(), "a Xen host");
         assert!(!is_available().unwrap());
         let err = LibxlHost::open().err().expect("no hypervisor here");
         let text = err.to_string();

@@ -245,10 +245,9 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs a machine without Xen; tests/run-all runs it there"]
     fn without_a_hypervisor_allocation_fails_cleanly_and_says_why() {
-        if std::path::Path::new("/dev/xen/privcmd").exists() {
-            return; // a real Xen host: nothing to show here
-        }
+        assert!(!std::path::Path::new("/dev/xen/privcmd").exists());
         // Repeated, so a leak or double free in the failure path shows up
         // under valgrind/ASan and a crash shows up here.
         for _ in 0..3 {

@@ -57,6 +57,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[ignore = "needs a machine without Xen; tests/run-all runs it there"]
     fn without_xenstored_open_fails_cleanly() {
         let present = [
             "/dev/xen/xenbus",
@@ -65,9 +66,7 @@ mod tests {
         ]
         .iter()
         .any(|p| std::path::Path::new(p).exists());
-        if present {
-            return; // a Xen host: reads are covered by the lab
-        }
+        assert!(!present, "a Xen host");
         for _ in 0..3 {
             assert!(Xenstore::open().is_err());
         }
