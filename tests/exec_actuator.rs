@@ -87,7 +87,10 @@ impl Host for FixedReads {
             cap: 0,
         })
     }
-    fn set_sched_params(&mut self, _: DomId, _: SchedParams) -> Result<(), HostError> {
+    fn set_cap(&mut self, _: DomId, _: u32) -> Result<(), HostError> {
+        unreachable!("writes go through xl")
+    }
+    fn set_weight(&mut self, _: DomId, _: u32) -> Result<(), HostError> {
         panic!("the exec host must not write through its reads");
     }
     fn set_memory_target(&mut self, _: DomId, _: KiB) -> Result<(), HostError> {
@@ -107,20 +110,17 @@ fn exec_host(scheduler: Scheduler, xl: &Path) -> ExecHost<FixedReads> {
 }
 
 #[test]
-fn credit2_pool_gets_sched_credit2_with_cap_and_weight() {
+fn credit2_pool_gets_sched_credit2_with_one_setting_each() {
     let stub = StubXl::new("credit2", 0, "");
     let mut host = exec_host(Scheduler::Credit2, &stub.path());
-    host.set_sched_params(
-        3,
-        SchedParams {
-            weight: 512,
-            cap: 40,
-        },
-    )
-    .unwrap();
+    host.set_cap(3, 40).unwrap();
+    host.set_weight(3, 512).unwrap();
     assert_eq!(
         stub.calls(),
-        [["sched-credit2", "-d", "3", "-c", "40", "-w", "512"]]
+        [
+            ["sched-credit2", "-d", "3", "-c", "40"],
+            ["sched-credit2", "-d", "3", "-w", "512"]
+        ]
     );
 }
 
@@ -128,27 +128,13 @@ fn credit2_pool_gets_sched_credit2_with_cap_and_weight() {
 fn credit_pool_gets_sched_credit_and_the_scheduler_is_read_once() {
     let stub = StubXl::new("credit", 0, "");
     let mut host = exec_host(Scheduler::Credit, &stub.path());
-    host.set_sched_params(
-        7,
-        SchedParams {
-            weight: 256,
-            cap: 0,
-        },
-    )
-    .unwrap();
-    host.set_sched_params(
-        7,
-        SchedParams {
-            weight: 256,
-            cap: 25,
-        },
-    )
-    .unwrap();
+    host.set_cap(7, 0).unwrap();
+    host.set_cap(7, 25).unwrap();
     assert_eq!(
         stub.calls(),
         [
-            ["sched-credit", "-d", "7", "-c", "0", "-w", "256"],
-            ["sched-credit", "-d", "7", "-c", "25", "-w", "256"],
+            ["sched-credit", "-d", "7", "-c", "0"],
+            ["sched-credit", "-d", "7", "-c", "25"],
         ]
     );
     assert_eq!(host.reads_mut().host_info_calls, 1);
@@ -181,15 +167,7 @@ fn a_failing_xl_is_an_error_carrying_its_stderr() {
 fn a_missing_xl_is_an_error_naming_the_path() {
     let missing = std::env::temp_dir().join("rex-no-such-dir/xl");
     let mut host = exec_host(Scheduler::Credit2, &missing);
-    let err = host
-        .set_sched_params(
-            2,
-            SchedParams {
-                weight: 256,
-                cap: 30,
-            },
-        )
-        .unwrap_err();
+    let err = host.set_cap(2, 30).unwrap_err();
     assert!(
         matches!(err, HostError::SetSched { domid: 2, .. }),
         "{err:?}"
@@ -202,15 +180,7 @@ fn a_missing_xl_is_an_error_naming_the_path() {
 fn schedulers_without_an_xl_command_are_refused_without_running_anything() {
     let stub = StubXl::new("rtds", 0, "");
     let mut host = exec_host(Scheduler::Other("rtds".into()), &stub.path());
-    let err = host
-        .set_sched_params(
-            2,
-            SchedParams {
-                weight: 256,
-                cap: 30,
-            },
-        )
-        .unwrap_err();
+    let err = host.set_cap(2, 30).unwrap_err();
     assert!(rex::error_chain(&err).contains("rtds"));
     assert!(stub.calls().is_empty());
 }
@@ -272,12 +242,12 @@ fn a_driver_tick_runs_one_xl_command_per_applied_change_in_plan_order() {
         assert_eq!(applied.error, None);
     }
     // Caps first: uncapped is above cap_max, so both are set to their
-    // guarantee (cap_min, as no level is given). Then memory, shrinks
+    // guarantee (cap_min, as no level is given), the weight left alone. Then memory, shrinks
     // before grows: vm1 down to its mem_max (96 MiB), vm2 up to its
     // mem_min (160 MiB).
     let expected = vec![
-        vec!["sched-credit2", "-d", "5", "-c", "10", "-w", "256"],
-        vec!["sched-credit2", "-d", "6", "-c", "10", "-w", "256"],
+        vec!["sched-credit2", "-d", "5", "-c", "10"],
+        vec!["sched-credit2", "-d", "6", "-c", "10"],
         vec!["mem-set", "5", "98304k"],
         vec!["mem-set", "6", "163840k"],
     ];

@@ -75,7 +75,10 @@ impl Host for ScriptedHost {
             cap: 30,
         })
     }
-    fn set_sched_params(&mut self, _: DomId, _: SchedParams) -> Result<(), HostError> {
+    fn set_cap(&mut self, _: DomId, _: u32) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn set_weight(&mut self, _: DomId, _: u32) -> Result<(), HostError> {
         Ok(())
     }
     fn set_memory_target(&mut self, _: DomId, _: KiB) -> Result<(), HostError> {

@@ -3,13 +3,11 @@
 //! This is the loop body shared by `rex simulate`, `rex run` and `xl rex`;
 //! only the waiting between ticks differs.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{Host, HostError};
 use crate::engine::{
-    Action, Change, DomId, DomainObservation, Engine, GuestReport, PolicyError, SchedParams,
-    Snapshot, Usage,
+    Action, Change, DomainObservation, Engine, GuestReport, PolicyError, Snapshot, Usage,
 };
 use crate::error_chain;
 
@@ -123,18 +121,13 @@ impl<H: Host> Driver<H> {
     pub fn tick(&mut self) -> Result<TickReport, HostError> {
         let snapshot = self.observe()?;
         let tick = self.engine.step(&snapshot);
-        let mut sched: HashMap<DomId, SchedParams> = snapshot
-            .domains
-            .iter()
-            .map(|d| (d.info.domid, d.sched))
-            .collect();
         let mut applied = Vec::with_capacity(tick.plan.changes.len());
         for change in tick.plan.changes {
             let (elapsed, error) = if self.dry_run {
                 (Duration::ZERO, None)
             } else {
                 let started = Instant::now();
-                let result = self.apply(&change, &mut sched);
+                let result = self.apply(&change);
                 let elapsed = started.elapsed();
                 if result.is_ok() {
                     self.timings.push(elapsed);
@@ -155,31 +148,11 @@ impl<H: Host> Driver<H> {
         })
     }
 
-    fn apply(
-        &mut self,
-        change: &Change,
-        sched: &mut HashMap<DomId, SchedParams>,
-    ) -> Result<(), HostError> {
-        let current = sched
-            .get(&change.domid)
-            .copied()
-            .ok_or(HostError::NoSuchDomain(change.domid))?;
+    fn apply(&mut self, change: &Change) -> Result<(), HostError> {
         match change.action {
-            Action::Cap { to, .. } => {
-                let params = SchedParams { cap: to, ..current };
-                self.host.set_sched_params(change.domid, params)?;
-                sched.insert(change.domid, params);
-            }
-            Action::Weight { to, .. } => {
-                let params = SchedParams {
-                    weight: to,
-                    ..current
-                };
-                self.host.set_sched_params(change.domid, params)?;
-                sched.insert(change.domid, params);
-            }
-            Action::Memory { to, .. } => self.host.set_memory_target(change.domid, to)?,
+            Action::Cap { to, .. } => self.host.set_cap(change.domid, to),
+            Action::Weight { to, .. } => self.host.set_weight(change.domid, to),
+            Action::Memory { to, .. } => self.host.set_memory_target(change.domid, to),
         }
-        Ok(())
     }
 }

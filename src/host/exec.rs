@@ -1,5 +1,5 @@
 //! The exec actuator: SRX's way. Every change is a fork/exec of the `xl`
-//! command an administrator would type (`xl sched-credit2 -d 3 -c 40 -w 256`,
+//! command an administrator would type (`xl sched-credit2 -d 3 -c 40`,
 //! `xl mem-set 3 131072k`), as SRX did with `xm`; reads still go through a
 //! wrapped host (libxl), so only the cost of applying differs. `rex run
 //! --actuator exec` exists to measure that cost against libxl's.
@@ -58,6 +58,15 @@ pub fn resolve_xl_with(flag: Option<PathBuf>, env: Option<OsString>) -> PathBuf 
         .unwrap_or_else(|| PathBuf::from("xl"))
 }
 
+/// One scheduler setting, as one `xl sched-credit[2]` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedSetting {
+    /// `-c`: the cap, percent of one pCPU (0 = uncapped).
+    Cap(u32),
+    /// `-w`: the weight.
+    Weight(u32),
+}
+
 /// Builds and runs `xl` command lines.
 #[derive(Debug, Clone)]
 pub struct XlCommand {
@@ -85,21 +94,23 @@ impl XlCommand {
     pub fn sched_args(
         scheduler: &Scheduler,
         domid: DomId,
-        params: SchedParams,
+        setting: SchedSetting,
     ) -> Result<Vec<String>, ExecError> {
         let sub = match scheduler {
             Scheduler::Credit => "sched-credit",
             Scheduler::Credit2 => "sched-credit2",
             Scheduler::Other(name) => return Err(ExecError::UnsupportedScheduler(name.clone())),
         };
+        let (flag, value) = match setting {
+            SchedSetting::Cap(cap) => ("-c", cap),
+            SchedSetting::Weight(weight) => ("-w", weight),
+        };
         Ok(vec![
             sub.to_string(),
             "-d".into(),
             domid.to_string(),
-            "-c".into(),
-            params.cap.to_string(),
-            "-w".into(),
-            params.weight.to_string(),
+            flag.into(),
+            value.to_string(),
         ])
     }
 
@@ -161,9 +172,9 @@ impl XlCommand {
         &self,
         scheduler: &Scheduler,
         domid: DomId,
-        params: SchedParams,
+        setting: SchedSetting,
     ) -> Result<(), ExecError> {
-        self.run(&Self::sched_args(scheduler, domid, params)?)
+        self.run(&Self::sched_args(scheduler, domid, setting)?)
     }
 
     pub fn set_memory(&self, domid: DomId, target_kb: KiB) -> Result<(), ExecError> {
@@ -193,6 +204,18 @@ impl<H: Host> ExecHost<H> {
         &mut self.reads
     }
 
+    /// `xl sched-credit[2] -d D -c CAP` or `… -w WEIGHT`: one setting, the
+    /// other left as it is (as an administrator would type it).
+    fn set_sched(&mut self, domid: DomId, setting: SchedSetting) -> Result<(), HostError> {
+        let scheduler = self.scheduler()?;
+        self.xl
+            .set_sched(&scheduler, domid, setting)
+            .map_err(|e| HostError::SetSched {
+                domid,
+                source: Box::new(e),
+            })
+    }
+
     fn scheduler(&mut self) -> Result<Scheduler, HostError> {
         if let Some(s) = &self.scheduler {
             return Ok(s.clone());
@@ -220,14 +243,12 @@ impl<H: Host> Host for ExecHost<H> {
         self.reads.sched_params(domid)
     }
 
-    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
-        let scheduler = self.scheduler()?;
-        self.xl
-            .set_sched(&scheduler, domid, params)
-            .map_err(|e| HostError::SetSched {
-                domid,
-                source: Box::new(e),
-            })
+    fn set_cap(&mut self, domid: DomId, cap: u32) -> Result<(), HostError> {
+        self.set_sched(domid, SchedSetting::Cap(cap))
+    }
+
+    fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError> {
+        self.set_sched(domid, SchedSetting::Weight(weight))
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {

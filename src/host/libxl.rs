@@ -16,7 +16,7 @@ use crate::engine::{
     DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler,
 };
 use crate::xl::ops::{scheduler_name, SCHEDULER_CREDIT, SCHEDULER_CREDIT2};
-use crate::xl::types::Physinfo;
+use crate::xl::types::{DomainSchedParams, Physinfo};
 use crate::xl::xs::Xenstore;
 use crate::xl::{BorrowedCtx, Context, Ctx, EventCtx, Libxl, XlError};
 
@@ -36,6 +36,14 @@ pub struct LibxlHost<C: Context> {
     known: HashMap<DomId, Known>,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
     host_total_kb: KiB,
+}
+
+/// A cap or weight as libxl's int.
+fn sched_int(domid: DomId, what: &str, value: u32) -> Result<i32, HostError> {
+    i32::try_from(value).map_err(|_| HostError::SetSched {
+        domid,
+        source: format!("{what} {value} out of range").into(),
+    })
 }
 
 /// The cpupool the guests run in: that of the first domain other than
@@ -116,6 +124,18 @@ impl<C: Context> LibxlHost<C> {
                 })
         });
         memory_ceiling_kb(raw.as_deref(), xen_max_kb, self.host_total_kb)
+    }
+
+    /// One libxl call: fields left at their defaults (and the scheduler
+    /// left unknown) keep the domain's values, as `xl sched-credit -c`
+    /// does; libxl reads the rest itself, so rex does not read first.
+    fn set_sched(&mut self, domid: DomId, params: &DomainSchedParams) -> Result<(), HostError> {
+        self.ctx
+            .set_domain_sched_params(domid, params)
+            .map_err(|e| HostError::SetSched {
+                domid,
+                source: boxed(e),
+            })
     }
 
     fn scheduler(&self, id: i32) -> Scheduler {
@@ -267,25 +287,16 @@ impl<C: Context> Host for LibxlHost<C> {
         })
     }
 
-    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
-        let err = |e: XlError| HostError::SetSched {
-            domid,
-            source: boxed(e),
-        };
-        // Read first so `sched` names the domain's pool's scheduler and the
-        // other fields keep their values.
-        let mut current = self.ctx.domain_sched_params(domid).map_err(err)?;
-        let to_int = |v: u32, what: &str| {
-            i32::try_from(v).map_err(|_| HostError::SetSched {
-                domid,
-                source: format!("{what} {v} out of range").into(),
-            })
-        };
-        current.set_weight(to_int(params.weight, "weight")?);
-        current.set_cap(to_int(params.cap, "cap")?);
-        self.ctx
-            .set_domain_sched_params(domid, &current)
-            .map_err(err)
+    fn set_cap(&mut self, domid: DomId, cap: u32) -> Result<(), HostError> {
+        let mut params = DomainSchedParams::new();
+        params.set_cap(sched_int(domid, "cap", cap)?);
+        self.set_sched(domid, &params)
+    }
+
+    fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError> {
+        let mut params = DomainSchedParams::new();
+        params.set_weight(sched_int(domid, "weight", weight)?);
+        self.set_sched(domid, &params)
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {

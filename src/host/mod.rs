@@ -73,7 +73,11 @@ pub trait Host {
     /// pCPUs available to guests, memory, scheduler.
     fn host_info(&mut self) -> Result<HostInfo, HostError>;
     fn sched_params(&mut self, domid: DomId) -> Result<SchedParams, HostError>;
-    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError>;
+    /// Sets the domain's scheduler cap (percent of one pCPU, 0 =
+    /// uncapped), leaving its weight as it is.
+    fn set_cap(&mut self, domid: DomId, cap: u32) -> Result<(), HostError>;
+    /// Sets the domain's scheduler weight, leaving its cap as it is.
+    fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError>;
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError>;
     /// Values the guest publishes about itself (untrusted). A backend that
     /// has no channel for them returns the empty report.

@@ -80,8 +80,12 @@ impl Host for XenHost<'_> {
         each!(self, h => h.sched_params(domid))
     }
 
-    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
-        each!(self, h => h.set_sched_params(domid, params))
+    fn set_cap(&mut self, domid: DomId, cap: u32) -> Result<(), HostError> {
+        each!(self, h => h.set_cap(domid, cap))
+    }
+
+    fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError> {
+        each!(self, h => h.set_weight(domid, weight))
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {

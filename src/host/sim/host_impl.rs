@@ -57,20 +57,12 @@ impl Host for SimHost {
             .ok_or(HostError::NoSuchDomain(domid))
     }
 
-    fn set_sched_params(&mut self, domid: DomId, params: SchedParams) -> Result<(), HostError> {
-        self.counters.set_sched += 1;
-        let result = self.live_by_domid(domid).and_then(|domain| {
-            config::check_sched(params.weight, params.cap, domain.vcpus)
-                .map(|()| domain.sched = params)
-                .map_err(|reason| HostError::SetSched {
-                    domid,
-                    source: reason.into(),
-                })
-        });
-        if result.is_err() {
-            self.counters.rejected += 1;
-        }
-        result
+    fn set_cap(&mut self, domid: DomId, cap: u32) -> Result<(), HostError> {
+        self.set_sched(domid, |params| params.cap = cap)
+    }
+
+    fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError> {
+        self.set_sched(domid, |params| params.weight = weight)
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
@@ -112,5 +104,31 @@ impl Host for SimHost {
             values.response.as_deref(),
             domain.balloon.max_kb,
         ))
+    }
+}
+
+impl SimHost {
+    /// One setting changed as `change` says, the other kept; Xen's rules
+    /// checked on the result, as libxl would.
+    fn set_sched(
+        &mut self,
+        domid: DomId,
+        change: impl FnOnce(&mut SchedParams),
+    ) -> Result<(), HostError> {
+        self.counters.set_sched += 1;
+        let result = self.live_by_domid(domid).and_then(|domain| {
+            let mut params = domain.sched;
+            change(&mut params);
+            config::check_sched(params.weight, params.cap, domain.vcpus)
+                .map(|()| domain.sched = params)
+                .map_err(|reason| HostError::SetSched {
+                    domid,
+                    source: reason.into(),
+                })
+        });
+        if result.is_err() {
+            self.counters.rejected += 1;
+        }
+        result
     }
 }

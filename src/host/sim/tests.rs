@@ -208,9 +208,7 @@ fn destroyed_domains_die_then_leave_the_list() {
         listed.iter().find(|d| d.domid == b).unwrap().state,
         DomainState::Dying
     );
-    assert!(
-        matches!(sim.set_sched_params(b, SchedParams { weight: 256, cap: 10 }), Err(HostError::NoSuchDomain(d)) if d == b)
-    );
+    assert!(matches!(sim.set_cap(b, 10), Err(HostError::NoSuchDomain(d)) if d == b));
     sim.advance(SECOND / 10);
     let names: Vec<String> = sim
         .list_domains()
@@ -271,17 +269,11 @@ fn set_sched_rejects_bad_values_and_keeps_the_old_ones() {
     let mut sim = host(1, 1, vec![vm("a", 3, 20)]);
     let a = sim.domid("a").unwrap();
     for bad in [
-        SchedParams { weight: 0, cap: 20 },
-        SchedParams {
-            weight: 65_536,
-            cap: 20,
-        },
-        SchedParams {
-            weight: 256,
-            cap: 101,
-        },
+        sim.set_weight(a, 0),
+        sim.set_weight(a, 65_536),
+        sim.set_cap(a, 101),
     ] {
-        let err = sim.set_sched_params(a, bad).unwrap_err();
+        let err = bad.unwrap_err();
         assert!(
             matches!(err, HostError::SetSched { domid, .. } if domid == a),
             "{err}"
@@ -294,14 +286,13 @@ fn set_sched_rejects_bad_values_and_keeps_the_old_ones() {
             cap: 20
         })
     );
-    sim.set_sched_params(
-        a,
-        SchedParams {
-            weight: 512,
-            cap: 100,
-        },
-    )
-    .unwrap();
+    sim.set_weight(a, 512).unwrap();
+    assert_eq!(
+        sim.sched("a").map(|s| s.cap),
+        Some(20),
+        "a weight leaves the cap alone"
+    );
+    sim.set_cap(a, 100).unwrap();
     assert_eq!(
         sim.sched_params(a).unwrap(),
         SchedParams {
@@ -314,7 +305,7 @@ fn set_sched_rejects_bad_values_and_keeps_the_old_ones() {
         Err(HostError::NoSuchDomain(42))
     ));
     let counters = sim.counters();
-    assert_eq!((counters.set_sched, counters.rejected), (4, 3));
+    assert_eq!((counters.set_sched, counters.rejected), (5, 3));
 }
 
 #[test]
