@@ -169,13 +169,13 @@ impl<'a> Published<'a> {
 /// SLA and at its level, idle holds 16M above its level, and there is no
 /// headroom to hand out, so only what a guest writes can move an
 /// allocation (web's CPU or memory up, idle's memory down).
-fn published_run(vm: &str, values: Published) -> Allocations {
+fn published_run(vm: &str, values: Published, extra: &str) -> Allocations {
     let mut s = scenario_of(
         r#"[ "name=web,sla_ms=900,cap=20,cap_min=10,cap_max=70,mem_min=64M,mem_max=128M,memory=64M",
              "name=idle,cap=10,cap_min=10,cap_max=70,mem_min=48M,mem_max=128M,memory=48M" ]"#,
         r#"[ "name=web,cap=20,memory=64M,maxmem=128M,clients=15,think_ms=1000,demand_ms=9.5,working_set=40M",
              "name=idle,cap=20,memory=64M,maxmem=128M,clients=1,think_ms=1000,demand_ms=9.5,working_set=40M" ]"#,
-        "headroom = 0",
+        &format!("headroom = 0\n{extra}"),
     );
     s.duration_ms = 30_000;
     s.events = vec![Event {
@@ -224,6 +224,8 @@ struct GarbageCase {
     key: Key,
     alarm: &'static [u8],
     garbage: &'static [&'static [u8]],
+    /// More policy keys for the case's runs.
+    extra: &'static str,
 }
 
 /// Garbage in a guest-written key counts for nothing: the run is the run
@@ -255,6 +257,7 @@ fn garbage_guest_values_count_for_nothing() {
                 b"99999 ms",
                 b"0x99999",
             ],
+            extra: "",
         },
         // Little free memory wins web memory from the host.
         GarbageCase {
@@ -263,6 +266,7 @@ fn garbage_guest_values_count_for_nothing() {
             key: Key::Free,
             alarm: b"16",
             garbage: &[b"0x10", b"16kB", b"1.6e1", b"16\x80", b"-16", b"1 6"],
+            extra: "",
         },
         GarbageCase {
             vm: "web",
@@ -278,8 +282,11 @@ fn garbage_guest_values_count_for_nothing() {
                 b"1.31072e5",
                 b"128M",
             ],
+            extra: "",
         },
-        // All of it free has the idle domain give back down to its level.
+        // All of it free has the idle domain give back what the host lacks
+        // (memory is reclaimed on demand: the 128 MiB reserve leaves the
+        // host's 128 MiB free 16 MiB short of slush and reserve).
         GarbageCase {
             vm: "idle",
             others: total_64m,
@@ -292,21 +299,22 @@ fn garbage_guest_values_count_for_nothing() {
                 b"64M",
                 b"65536\x0065536",
             ],
+            extra: "reserve_memory = \"128M\"",
         },
     ];
     let mut moved = Vec::new();
     for case in cases {
         let vm = case.vm;
-        let silent = published_run(vm, case.others);
+        let silent = published_run(vm, case.others, case.extra);
         assert_eq!(silent.changes_of(vm), 0, "{vm} changed on its own");
-        let alarmed = published_run(vm, case.others.with(case.key, case.alarm));
+        let alarmed = published_run(vm, case.others.with(case.key, case.alarm), case.extra);
         assert!(
             alarmed.changes_of(vm) > 0,
             "{vm} writing {:?} got no change: the case proves nothing",
             String::from_utf8_lossy(case.alarm)
         );
         for &bytes in case.garbage {
-            let seen = published_run(vm, case.others.with(case.key, bytes));
+            let seen = published_run(vm, case.others.with(case.key, bytes), case.extra);
             if seen != silent {
                 moved.push(format!(
                     "{vm} writing {:?}: changes {:?}",

@@ -1,7 +1,11 @@
-//! Memory: balloon targets, in two phases — shrinks, then grows bounded by
-//! the host's free memory above the slush, served in the CPU side's class
-//! order (guarantees, SLA domains missing their SLA, other SLA domains,
-//! best-effort domains).
+//! Memory: balloon targets. Grows are bounded by the host's free memory
+//! above the slush and served in the CPU side's class order (guarantees,
+//! SLA domains missing their SLA, other SLA domains, best-effort domains).
+//! Memory is reclaimed on demand, as CPU is: a guest's spare memory stays
+//! where it is until a grow goes unserved or the host's own free memory
+//! falls below the slush and reserve; then the most spare guests give what
+//! is wanted. What a domain missing its SLA still lacks is taken from
+//! best-effort domains above their guarantee, never below what they use.
 
 use std::cmp::Reverse;
 
@@ -59,6 +63,13 @@ fn target_for_use(used_kb: KiB, usage: &crate::engine::Usage, policy: &HostPolic
     total_for_use(used_kb, policy).saturating_add(kernel_offset_kb(usage))
 }
 
+/// Memory a guest does not use and could give, down to `to`.
+struct Spare {
+    slot: usize,
+    to: KiB,
+    free_pct: Option<f64>,
+}
+
 /// A growth asked for by one domain.
 struct Grow {
     slot: usize,
@@ -72,6 +83,7 @@ struct Grow {
 pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64) {
     let deadband = policy.deadband_mem_kb.max(1);
     let mut grows = Vec::new();
+    let mut spares = Vec::new();
     for (i, slot) in slots.iter_mut().enumerate() {
         let ceiling = slot.policy.mem_ceiling_kb();
         let guaranteed = slot.policy.guaranteed_mem_kb();
@@ -151,7 +163,11 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             let keep = target_for_use(used_kb, slot.usage, policy).max(guaranteed);
             let to = keep.max(current.saturating_sub(policy.max_step_mem_kb));
             if to < current && current - to >= deadband {
-                slot.mem.set(to, Reason::SpareMemory { free_pct: free });
+                spares.push(Spare {
+                    slot: i,
+                    to,
+                    free_pct: free,
+                });
             }
         }
     }
@@ -174,13 +190,28 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         )
     });
     // The reserve is never handed out either: in effect, more slush.
-    let mut budget =
-        free_mem_kb.saturating_sub(policy.slush_kb.saturating_add(policy.reserve_mem_kb));
+    let kept_free = policy.slush_kb.saturating_add(policy.reserve_mem_kb);
+    let mut budget = free_mem_kb.saturating_sub(kept_free);
+    // What the grows wanted and did not get: all of it, and the part of
+    // domains missing their SLA (with who asked first).
+    let mut unmet: KiB = 0;
+    let mut unmet_missing: KiB = 0;
+    let mut first_missing = None;
     for g in grows {
         let slot = &mut slots[g.slot];
         let current = slot.usage.mem_target_kb;
-        let amount = (g.to - current).min(budget);
-        if amount == 0 || (!g.forced && amount < deadband) {
+        let wanted = g.to - current;
+        let mut amount = wanted.min(budget);
+        if !g.forced && amount < deadband {
+            amount = 0;
+        }
+        let short = wanted - amount;
+        unmet = unmet.saturating_add(short);
+        if short > 0 && slot.policy.sla_ms.is_some() && slot.missed_ticks > 0 {
+            unmet_missing = unmet_missing.saturating_add(short);
+            first_missing.get_or_insert_with(|| slot.usage.name.clone());
+        }
+        if amount == 0 {
             continue;
         }
         budget -= amount;
@@ -191,6 +222,77 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         }
     }
 
+    // Reclaim on demand: the unmet grows and the host's own shortfall.
+    let mut demand = unmet.saturating_add(kept_free.saturating_sub(free_mem_kb));
+    spares.sort_by_key(|s| (Reverse(slots[s.slot].usage.mem_target_kb - s.to), s.slot));
+    for spare in spares {
+        if demand == 0 {
+            break;
+        }
+        let slot = &mut slots[spare.slot];
+        let current = slot.usage.mem_target_kb;
+        // At least a deadband: smaller changes are not worth a balloon call.
+        let give = (current - spare.to).min(demand.max(deadband));
+        demand = demand.saturating_sub(give);
+        slot.mem.set(
+            current - give,
+            Reason::SpareMemory {
+                free_pct: spare.free_pct,
+            },
+        );
+    }
+    // Preemption: what domains missing their SLA still lack, best-effort
+    // domains give from above their guarantee, never below what they use
+    // (a guest forced below its use pages or kills).
+    if let Some(by) = first_missing {
+        preempt(policy, slots, unmet_missing.min(demand), &by, tick);
+    }
+
+    record_trends(policy, slots, tick);
+}
+
+/// Takes up to `need` for `by` from best-effort domains, the largest
+/// holders above their floor first, each by at most a step.
+fn preempt(policy: &HostPolicy, slots: &mut [Slot], mut need: KiB, by: &str, tick: u64) {
+    let deadband = policy.deadband_mem_kb.max(1);
+    let mut donors: Vec<(usize, KiB)> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            let current = s.usage.mem_target_kb;
+            s.policy.sla_ms.is_none()
+                && s.mem.to == current
+                && !s.mem.forced
+                && s.mem_trend
+                    .allows(Direction::Down, tick, policy.cooldown_ticks)
+        })
+        .filter_map(|(i, s)| {
+            let current = s.usage.mem_target_kb;
+            let in_use = s
+                .usage
+                .mem_used_kb
+                .map_or(0, |used| used.saturating_add(kernel_offset_kb(s.usage)));
+            let floor = s.policy.guaranteed_mem_kb().max(in_use);
+            let room = current.saturating_sub(floor).min(policy.max_step_mem_kb);
+            (room >= deadband).then_some((i, room))
+        })
+        .collect();
+    donors.sort_by_key(|&(i, room)| (Reverse(room), i));
+    for (i, room) in donors {
+        if need < deadband {
+            break;
+        }
+        let give = room.min(need.max(deadband));
+        need = need.saturating_sub(give);
+        let slot = &mut slots[i];
+        let to = slot.usage.mem_target_kb - give;
+        slot.mem.set(to, Reason::Preempted { by: by.to_string() });
+    }
+}
+
+/// Changes made to follow load start a trend; a reversal waits for the
+/// cooldown.
+fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     for slot in slots.iter_mut() {
         let current = slot.usage.mem_target_kb;
         if slot.mem.forced || slot.mem.to == current {
@@ -205,3 +307,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             .record(direction, tick, policy.cooldown_ticks);
     }
 }
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;

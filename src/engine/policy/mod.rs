@@ -87,7 +87,13 @@
 //! MemTotal terms: what a guest's kernel keeps out of MemTotal (its target
 //! less its MemTotal) is added to what it needs. A donor keeps what it uses
 //! with twice both thresholds free; a guest under pressure grows by what
-//! it needs to get there, at most `max_step_memory` a tick.
+//! it needs to get there, at most `max_step_memory` a tick. As for CPU,
+//! memory is reclaimed on demand: a guest's spare memory stays with it
+//! until a grow cannot be served from free memory or the host's free
+//! memory falls below the slush and reserve; then the most spare guests
+//! give what is wanted. A domain missing its SLA that is still short takes
+//! from best-effort domains above their guarantee, but never below what
+//! they use.
 //!
 //! A load-driven change against the last one waits `cooldown_ticks`
 //! (`trend.rs`). The classes live in `classes.rs`, CPU in `cpu.rs`, the
