@@ -14,9 +14,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use rex::config::parse_size_kb;
-use rex::engine::decompose::{decompose, BenchRun, DomainDecomposition};
-use rex::engine::limits::CAP_LIMIT;
+use rex::config::bench_csv::{check_domain_name, parse_runs};
+use rex::engine::decompose::{decompose, DomainDecomposition};
 use rex::engine::KiB;
 
 #[derive(Debug, clap::Args)]
@@ -63,7 +62,7 @@ fn run(args: &Args) -> Result<String, String> {
         ));
     }
     let text = rex::input::read_text_file(&args.runs)?;
-    let mut runs = parse_runs(&args.runs, &text)?;
+    let mut runs = parse_runs(&args.runs.display().to_string(), &text)?;
     if let Some(name) = &args.domain {
         check_domain_name(name).map_err(|e| format!("--domain: {e}"))?;
         if runs.iter().any(|r| r.domain.is_some()) {
@@ -190,154 +189,6 @@ fn size(kb: KiB) -> String {
     }
 }
 
-/// Where each required column is.
-struct Columns {
-    cap: usize,
-    memory: usize,
-    clients: usize,
-    response_ms: usize,
-    domain: Option<usize>,
-    count: usize,
-}
-
-/// Parses the CSV; an error names `file:line`, the column and the value.
-fn parse_runs(path: &Path, text: &str) -> Result<Vec<BenchRun>, String> {
-    let file = path.display();
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.trim_start_matches('\u{feff}').trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'));
-    let (header_line, header) = lines
-        .next()
-        .ok_or_else(|| format!("{file}: empty: a header line is required"))?;
-    let columns = parse_header(header).map_err(|e| format!("{file}:{header_line}: {e}"))?;
-    let mut runs = Vec::new();
-    for (number, line) in lines {
-        let at = |column: &str, message: String| {
-            format!("{file}:{number}: column `{column}': {message}")
-        };
-        let fields: Vec<&str> = line.split(',').map(unquote).collect();
-        if fields.len() != columns.count {
-            return Err(format!(
-                "{file}:{number}: {} fields, but the header has {}",
-                fields.len(),
-                columns.count
-            ));
-        }
-        let cap = fields[columns.cap];
-        let cap_pct = cap
-            .trim_end_matches('%')
-            .parse::<u32>()
-            .ok()
-            .filter(|c| (1..=CAP_LIMIT).contains(c))
-            .ok_or_else(|| {
-                at(
-                    "cap",
-                    format!("`{cap}' is not a whole percent in 1..={CAP_LIMIT}"),
-                )
-            })?;
-        let memory = fields[columns.memory];
-        let mem_kb = parse_size_kb(memory).filter(|&kb| kb > 0).ok_or_else(|| {
-            at(
-                "memory",
-                format!("`{memory}' is not a memory size (MiB, or with a K/M/G suffix)"),
-            )
-        })?;
-        let clients = fields[columns.clients];
-        let load = clients
-            .parse::<u32>()
-            .map_err(|_| at("clients", format!("`{clients}' is not a whole number")))?;
-        let response = fields[columns.response_ms];
-        let response_ms = response
-            .parse::<f64>()
-            .ok()
-            .filter(|ms| ms.is_finite() && *ms >= 0.0)
-            .ok_or_else(|| {
-                at(
-                    "response_ms",
-                    format!("`{response}' is not a number of ms ≥ 0"),
-                )
-            })?;
-        let domain = match columns.domain.map(|i| fields[i]) {
-            Some(name) => {
-                check_domain_name(name).map_err(|e| at("domain", e))?;
-                Some(name.to_string())
-            }
-            None => None,
-        };
-        runs.push(BenchRun {
-            domain,
-            load,
-            cap_pct,
-            mem_kb,
-            response_ms,
-        });
-    }
-    if runs.is_empty() {
-        return Err(format!("{file}: no runs after the header"));
-    }
-    Ok(runs)
-}
-
-fn parse_header(header: &str) -> Result<Columns, String> {
-    let names: Vec<String> = header
-        .split(',')
-        .map(|n| unquote(n).to_ascii_lowercase())
-        .collect();
-    let find = |wanted: &[&str]| -> Result<Option<usize>, String> {
-        let mut found = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| wanted.contains(&n.as_str()));
-        let first = found.next().map(|(i, _)| i);
-        if found.next().is_some() {
-            return Err(format!("header: column `{}' appears twice", wanted[0]));
-        }
-        Ok(first)
-    };
-    let required = |wanted: &[&str]| -> Result<usize, String> {
-        find(wanted)?.ok_or_else(|| {
-            format!(
-                "header: no `{}' column (need cap, memory, clients, response_ms; found {})",
-                wanted[0],
-                names.join(", ")
-            )
-        })
-    };
-    Ok(Columns {
-        cap: required(&["cap"])?,
-        memory: required(&["memory"])?,
-        clients: required(&["clients", "load"])?,
-        response_ms: required(&["response_ms"])?,
-        domain: find(&["domain"])?,
-        count: names.len(),
-    })
-}
-
-fn unquote(field: &str) -> &str {
-    let field = field.trim();
-    field
-        .strip_prefix('"')
-        .and_then(|f| f.strip_suffix('"'))
-        .unwrap_or(field)
-        .trim()
-}
-
-/// A name that can go into a `domain=...` spec as it is.
-fn check_domain_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty domain name".to_string());
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| matches!(c, ',' | '=' | '"' | '\'') || c.is_whitespace())
-    {
-        return Err(format!("domain name `{name}' contains `{bad}'"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,29 +198,5 @@ mod tests {
         assert_eq!(size(64 * 1024), "64M");
         assert_eq!(size(2 * 1024 * 1024), "2G");
         assert_eq!(size(1536), "1536K");
-    }
-
-    #[test]
-    fn columns_in_any_order_with_extras_ignored() {
-        let text = "run,response_ms,clients,memory,cap\n1,880,40,64M,20\n";
-        let runs = parse_runs(Path::new("r.csv"), text).unwrap();
-        assert_eq!(runs.len(), 1);
-        assert_eq!(
-            (runs[0].cap_pct, runs[0].mem_kb, runs[0].load),
-            (20, 65_536, 40)
-        );
-        assert_eq!(runs[0].response_ms, 880.0);
-    }
-
-    #[test]
-    fn errors_name_the_line_and_column() {
-        let text = "cap,memory,clients,response_ms\n20,64M,40,880\n\n20,64X,40,880\n";
-        let err = parse_runs(Path::new("r.csv"), text).unwrap_err();
-        assert!(err.starts_with("r.csv:4: column `memory'"), "{err}");
-        let err = parse_runs(Path::new("r.csv"), "cap,memory,clients\n").unwrap_err();
-        assert!(
-            err.contains("r.csv:1") && err.contains("response_ms"),
-            "{err}"
-        );
     }
 }

@@ -2,6 +2,7 @@
 //! write), parsed by libxlutil: policy files ([`policy`]) and simulation
 //! scenarios ([`scenario`]). Every error names the file and line.
 
+pub mod bench_csv;
 pub mod policy;
 pub mod scenario;
 mod spec;
