@@ -41,12 +41,18 @@ pub fn read_text_file(path: &Path) -> Result<String, String> {
         // It grew while being read.
         return Err(too_large(&name));
     }
+    text_from_bytes(&name, bytes)
+}
+
+/// What [`read_text_file`] does with the bytes it read: valid UTF-8 with no
+/// NUL, BOM dropped, CRLF read as LF. (Also what the fuzz targets feed.)
+pub fn text_from_bytes(name: &str, bytes: Vec<u8>) -> Result<String, String> {
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = line_of(e.as_bytes(), at);
         format!("{name}:{line}: not valid UTF-8 text")
     })?;
-    clean_text(&name, &text)
+    clean_text(name, &text)
 }
 
 /// Checks and normalises text about to be parsed (see [`read_text_file`]);
