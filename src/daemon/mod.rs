@@ -114,6 +114,7 @@ pub fn run_loop<H: Host + EventSource>(
     let mut interval = Duration::from_millis(driver.engine().config().host.interval_ms.max(1));
     let mut next_tick = Instant::now() + interval;
     let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut failures = Failures::default();
     loop {
         fds.clear();
         let mut timeout_ms = -1;
@@ -149,29 +150,72 @@ pub fn run_loop<H: Host + EventSource>(
             Wake::Ready => {}
         }
         if tick_now {
-            tick(driver, display);
+            tick(driver, display, &mut failures);
         }
     }
 }
 
-fn tick<H: Host + EventSource>(driver: &mut Driver<H>, display: &mut Display) {
+fn tick<H: Host + EventSource>(
+    driver: &mut Driver<H>,
+    display: &mut Display,
+    failures: &mut Failures,
+) {
     match driver.tick() {
         Ok(report) => {
+            if let Some(failed) = failures.ok() {
+                log::info!("ticks work again after {failed} failed");
+                display.event(
+                    "tick_recovered",
+                    &format!("ticks work again after {failed} failed"),
+                    serde_json::json!({ "failed_ticks": failed }),
+                );
+            }
             let config = driver.engine().config().clone();
             display.tick(&report, &config);
             watch_managed(driver, &report);
         }
         // A failed read (a domain vanishing mid-tick, xenstore hiccup) is
-        // reported; the next tick tries again.
+        // reported once while it lasts; the next tick tries again.
         Err(e) => {
             let text = error_chain(&e);
-            log::error!("tick failed: {text}");
-            display.event(
-                "tick_failed",
-                &format!("tick failed: {text}"),
-                serde_json::json!({ "error": text }),
-            );
+            if failures.failed(&text) {
+                log::error!("tick failed: {text}");
+                display.event(
+                    "tick_failed",
+                    &format!("tick failed: {text} (reported once while it lasts)"),
+                    serde_json::json!({ "error": text }),
+                );
+            } else {
+                log::debug!("tick failed again: {text}");
+            }
         }
+    }
+}
+
+/// Tick failures, so a failure that lasts is one line, not one a tick (a
+/// log flood at one tick a second), and its end is one more.
+#[derive(Debug, Default)]
+pub struct Failures {
+    last: Option<String>,
+    in_a_row: u64,
+}
+
+impl Failures {
+    /// A tick failed with `text`: whether to report it (it is new, or
+    /// another error than the last).
+    pub fn failed(&mut self, text: &str) -> bool {
+        self.in_a_row += 1;
+        if self.last.as_deref() == Some(text) {
+            return false;
+        }
+        self.last = Some(text.to_string());
+        true
+    }
+
+    /// A tick worked: how many had failed in a row before, if any.
+    pub fn ok(&mut self) -> Option<u64> {
+        self.last = None;
+        Some(std::mem::take(&mut self.in_a_row)).filter(|&n| n > 0)
     }
 }
 

@@ -11,12 +11,13 @@ use super::*;
 use crate::engine::{DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
 use crate::xl::os::raise;
 
-#[derive(Default)]
 struct Script {
     list_calls: u32,
     polls: u32,
     /// Raise this signal during the n-th list_domains call.
     raise_on_list: Vec<(u32, libc::c_int)>,
+    /// These list_domains calls fail (the same error each time).
+    fail_lists: std::ops::RangeInclusive<u32>,
     raise_on_poll: Vec<(u32, libc::c_int)>,
     /// Report these deaths at the n-th poll.
     deaths_on_poll: Vec<(u32, DomId)>,
@@ -24,6 +25,22 @@ struct Script {
     zero_timeout: bool,
     watched: Vec<Vec<DomId>>,
     pending_deaths: Vec<DomId>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            list_calls: 0,
+            polls: 0,
+            raise_on_list: Vec::new(),
+            fail_lists: 1..=0,
+            raise_on_poll: Vec::new(),
+            deaths_on_poll: Vec::new(),
+            zero_timeout: false,
+            watched: Vec::new(),
+            pending_deaths: Vec::new(),
+        }
+    }
 }
 
 struct ScriptedHost(Script);
@@ -53,6 +70,9 @@ impl Host for ScriptedHost {
             if at == n {
                 raise(signo).unwrap();
             }
+        }
+        if self.0.fail_lists.contains(&n) {
+            return Err(HostError::ListDomains("xenstored is restarting".into()));
         }
         let t = u64::from(n) * 100_000_000;
         Ok(vec![
@@ -184,6 +204,38 @@ fn ticks_on_deadlines_a_bad_reload_keeps_the_policy_and_sigterm_stops() {
     assert!(!seen.iter().any(|e| e == "reload"), "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("timings"), "{seen:?}");
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_failure_that_lasts_is_reported_once_and_its_end_once() {
+    let _lock = signal_lock();
+    let path = policy_file("failures", POLICY);
+    let args = args(path.clone(), None);
+    let config = load(&args).unwrap();
+    let host = ScriptedHost(Script {
+        fail_lists: 2..=6,
+        raise_on_list: vec![(9, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let out = Shared::default();
+    run(host, config, &args, Box::new(out.clone())).unwrap();
+    let seen = events(&out);
+    let count = |kind: &str| seen.iter().filter(|e| *e == kind).count();
+    assert_eq!(count("tick_failed"), 1, "{seen:?}");
+    assert_eq!(count("tick_recovered"), 1, "{seen:?}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn failures_are_counted_and_reported_when_they_change() {
+    let mut f = Failures::default();
+    assert_eq!(f.ok(), None, "nothing failed");
+    assert!(f.failed("a"));
+    assert!(!f.failed("a"), "the same error again");
+    assert!(f.failed("b"), "another error");
+    assert_eq!(f.ok(), Some(3));
+    assert_eq!(f.ok(), None);
+    assert!(f.failed("a"), "after recovering, the old error is news");
 }
 
 #[test]
