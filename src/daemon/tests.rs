@@ -11,13 +11,14 @@ use super::*;
 use crate::engine::{DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
 use crate::xl::os::raise;
 
+#[derive(Default)]
 struct Script {
     list_calls: u32,
     polls: u32,
     /// Raise this signal during the n-th list_domains call.
     raise_on_list: Vec<(u32, libc::c_int)>,
     /// These list_domains calls fail (the same error each time).
-    fail_lists: std::ops::RangeInclusive<u32>,
+    fail_lists: Vec<u32>,
     raise_on_poll: Vec<(u32, libc::c_int)>,
     /// Report these deaths at the n-th poll.
     deaths_on_poll: Vec<(u32, DomId)>,
@@ -25,22 +26,6 @@ struct Script {
     zero_timeout: bool,
     watched: Vec<Vec<DomId>>,
     pending_deaths: Vec<DomId>,
-}
-
-impl Default for Script {
-    fn default() -> Self {
-        Self {
-            list_calls: 0,
-            polls: 0,
-            raise_on_list: Vec::new(),
-            fail_lists: 1..=0,
-            raise_on_poll: Vec::new(),
-            deaths_on_poll: Vec::new(),
-            zero_timeout: false,
-            watched: Vec::new(),
-            pending_deaths: Vec::new(),
-        }
-    }
 }
 
 struct ScriptedHost(Script);
@@ -213,7 +198,7 @@ fn a_failure_that_lasts_is_reported_once_and_its_end_once() {
     let args = args(path.clone(), None);
     let config = load(&args).unwrap();
     let host = ScriptedHost(Script {
-        fail_lists: 2..=6,
+        fail_lists: (2..=6).collect(),
         raise_on_list: vec![(9, libc::SIGTERM)],
         ..Script::default()
     });
