@@ -401,6 +401,7 @@ fn apply_event(
         EventKind::BalloonStuck(stuck) => {
             host.set_balloon_stuck(&event.vm, *stuck).map_err(fail)?
         }
+        EventKind::AgentStopped => host.stop_agent(&event.vm).map_err(fail)?,
         EventKind::GuestValues {
             free,
             total,

@@ -385,3 +385,43 @@ fn donors_are_shrunk_only_to_what_their_kernel_and_use_need() {
         .fold(0.0, f64::max);
     assert!(hog_max > 128.0, "the hog was never grown");
 }
+
+/// A guest short of memory whose agent dies: its last figures (pressure)
+/// stay in xenstore. rex must stop acting on them once the agent's counter
+/// has stood still for five periods, not grow the guest to its ceiling.
+#[test]
+fn a_dead_agents_frozen_figures_stop_moving_memory() {
+    let run_with = |events: &str| {
+        let mut s = scenario_of(
+            r#"[ "name=db,cap=20,cap_min=10,cap_max=60,mem_min=64M,mem_max=512M,memory=64M" ]"#,
+            r#"[ "name=db,cap=20,memory=64M,maxmem=512M,clients=3,think_ms=1000,demand_ms=9.5,working_set=200M" ]"#,
+            &format!("max_step_memory = \"16M\"\ncooldown = 0\n{events}"),
+        );
+        s.duration_ms = 40_000;
+        run(&s, Law::Rex, None).unwrap()
+    };
+    let mem_at = |r: &RunResult, t_s: f64| {
+        series(r, "db")
+            .iter()
+            .rev()
+            .find(|p| p.t_s <= t_s)
+            .map(|p| p.mem_mib)
+            .unwrap()
+    };
+    let alive = run_with("");
+    let stopped = run_with(r#"events = [ "at=1,vm=db,agent=stop" ]"#);
+    // With its agent alive, db keeps growing while it is short (up to what
+    // the host has free).
+    assert!(
+        mem_at(&alive, 40.0) > mem_at(&alive, 5.0) + 64.0,
+        "alive: no growth"
+    );
+    // With it dead, growth stops within a few seconds of the stop and the
+    // guest is left where it was.
+    let (at_15, at_40) = (mem_at(&stopped, 15.0), mem_at(&stopped, 40.0));
+    assert!(
+        (at_40 - at_15).abs() < 1.0,
+        "memory moved on a dead agent's figures: {at_15} MiB at 15 s, {at_40} MiB at 40 s"
+    );
+    assert!(at_40 + 32.0 < mem_at(&alive, 40.0), "{at_40} MiB");
+}

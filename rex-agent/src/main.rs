@@ -9,7 +9,10 @@
 //!   application writes there (its recent mean response time, ms);
 //! - `data/rex/agent`: the agent's name and version, with every
 //!   publication (a toolstack may clear `data/rex`), so rex can tell a guest
-//!   with an agent from one without.
+//!   with an agent from one without;
+//! - `data/rex/seq` and `data/rex/interval_ms`: a counter bumped with every
+//!   publication of memory figures, and the period: rex ignores the values
+//!   of a guest whose counter stops for five periods (a dead agent).
 //!
 //! A static binary with no dependency: `cargo build --release -p rex-agent`
 //! (with `RUSTFLAGS="-C target-feature=+crt-static"` for a guest without
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
     }
     let mut last: Option<(Instant, MemInfo)> = None;
     let mut last_error = String::new();
+    let mut seq: u64 = 0;
     loop {
         let now = Instant::now();
         let info = match MemInfo::read() {
@@ -103,7 +107,14 @@ fn main() -> ExitCode {
             (Some((at, _)), None) => now.duration_since(*at) >= args.interval,
         };
         if due {
-            match publish(&mut bus, info.as_ref(), args.response_file.as_deref()) {
+            seq += u64::from(info.is_some());
+            let period_ms = args.interval.as_millis();
+            match publish(
+                &mut bus,
+                info.as_ref(),
+                args.response_file.as_deref(),
+                (seq, period_ms),
+            ) {
                 Ok(()) => last_error.clear(),
                 Err(e) => {
                     report_once(&mut last_error, e.to_string());
@@ -132,11 +143,15 @@ fn publish(
     bus: &mut Xenbus,
     info: Option<&MemInfo>,
     response_file: Option<&std::path::Path>,
+    (seq, period_ms): (u64, u128),
 ) -> std::io::Result<()> {
     bus.write("data/rex/agent", VERSION)?;
     if let Some(info) = info {
         bus.write("data/meminfo_total", &info.total_kb.to_string())?;
         bus.write("data/meminfo_free", &info.available_kb.to_string())?;
+        // After the figures: a counter that moves says they are new.
+        bus.write("data/rex/interval_ms", &period_ms.to_string())?;
+        bus.write("data/rex/seq", &seq.to_string())?;
     }
     if let Some(path) = response_file {
         // A missing or unreadable file publishes nothing: rex then has no

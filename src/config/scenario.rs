@@ -22,7 +22,8 @@
 //! A guest that sees less than half its working set counts an OOM kill.
 //!
 //! Events: `clients=N`; `destroy`; `create` (of a VM declared with
-//! `start=no`); `balloon=stuck|free`; `guest_free=`, `guest_total=`,
+//! `start=no`); `balloon=stuck|free`; `agent=stop` (the guest agent dies,
+//! leaving its last figures in xenstore); `guest_free=`, `guest_total=`,
 //! `guest_response=` (bytes the guest publishes, taken as written);
 //! `level_cap=`/`level_memory=` (the domain's SLA changed at run time).
 
@@ -93,6 +94,7 @@ const EVENT_KEYS: &[&str] = &[
     "destroy",
     "create",
     "balloon",
+    "agent",
     "guest_free",
     "guest_total",
     "guest_response",
@@ -107,6 +109,8 @@ pub enum EventKind {
     Destroy,
     Create,
     BalloonStuck(bool),
+    /// The guest's agent dies; what it last published stays.
+    AgentStopped,
     /// Raw bytes the guest publishes (None: keep the model's own value).
     GuestValues {
         free: Option<Vec<u8>>,
@@ -344,6 +348,16 @@ fn parse_event(spec: &Spec) -> Result<Event, ConfigError> {
             return Err(ConfigError::new(
                 &spec.location,
                 format!("`balloon={v}': use stuck or free"),
+            ))
+        }
+    }
+    match spec.str("agent") {
+        None => {}
+        Some("stop") => kinds.push(EventKind::AgentStopped),
+        Some(v) => {
+            return Err(ConfigError::new(
+                &spec.location,
+                format!("`agent={v}': use stop"),
             ))
         }
     }

@@ -17,6 +17,79 @@ pub const MEMINFO_TOTAL_KEY: &str = "data/meminfo_total";
 /// Mean response time the guest's application observed recently, ms (rex's key).
 pub const RESPONSE_MS_KEY: &str = "data/rex/response_ms";
 
+/// A counter rex's guest agent bumps at every publication (rex's key).
+pub const SEQ_KEY: &str = "data/rex/seq";
+/// The agent's publication period, ms (rex's key).
+pub const PERIOD_MS_KEY: &str = "data/rex/interval_ms";
+
+/// Whether a guest's agent still publishes. Its counter must change within
+/// five of its periods (and at least 5 s: an agent in a loaded guest is
+/// late now and then); values that stopped changing
+/// because the agent died would otherwise be acted on for ever (a frozen
+/// "low free memory" grows the guest to its ceiling). A guest publishing no
+/// counter (other guest tools) is taken as it is.
+#[derive(Debug, Default, Clone)]
+pub struct Heartbeat {
+    last: Option<Vec<u8>>,
+    changed_at_ns: u64,
+    stale: bool,
+}
+
+/// What a [`Heartbeat`] says of a guest's published values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// No counter published: nothing to tell.
+    NoCounter,
+    Fresh,
+    /// The counter stopped: its values are ignored.
+    Stale,
+}
+
+impl Heartbeat {
+    /// Sees the counter `seq` and period at `now_ns`; logs the moment a
+    /// guest goes stale and the moment it publishes again.
+    pub fn observe(
+        &mut self,
+        domid: crate::engine::DomId,
+        seq: Option<&[u8]>,
+        period_ms: Option<&[u8]>,
+        now_ns: u64,
+    ) -> Freshness {
+        let Some(seq) = seq.filter(|s| s.len() <= MAX_VALUE_LEN) else {
+            self.last = None;
+            self.stale = false;
+            return Freshness::NoCounter;
+        };
+        if self.last.as_deref() != Some(seq) {
+            self.last = Some(seq.to_vec());
+            self.changed_at_ns = now_ns;
+        }
+        let period_ms = period_ms
+            .and_then(|raw| parse_kib(PERIOD_MS_KEY, raw))
+            .unwrap_or(1000)
+            .clamp(100, 3_600_000);
+        let limit_ns = (5 * period_ms).max(5000) * 1_000_000;
+        let stale = now_ns.saturating_sub(self.changed_at_ns) > limit_ns;
+        if stale != self.stale {
+            if stale {
+                log::warn!(
+                    "domain {domid}: its agent stopped publishing ({SEQ_KEY} unchanged for \
+                     {} ms): its values are ignored until it publishes again",
+                    limit_ns / 1_000_000
+                );
+            } else {
+                log::info!("domain {domid}: its agent publishes again");
+            }
+            self.stale = stale;
+        }
+        if stale {
+            Freshness::Stale
+        } else {
+            Freshness::Fresh
+        }
+    }
+}
+
 /// The most memory the toolstack lets the domain have, kB: what xl's
 /// `maxmem=` set when it built the domain. Not the guest's to write.
 /// (Xen's own per-domain maximum, libxl dominfo's `max_memkb`, is the
@@ -159,6 +232,31 @@ mod tests {
     }
     fn response(raw: &[u8]) -> Option<f64> {
         parse_report(None, None, Some(raw), MAX).response_ms
+    }
+
+    #[test]
+    fn a_counter_that_stops_changing_makes_the_values_stale_until_it_moves() {
+        const S: u64 = 1_000_000_000;
+        let mut h = Heartbeat::default();
+        assert_eq!(h.observe(3, None, None, 0), Freshness::NoCounter);
+        assert_eq!(h.observe(3, Some(b"1"), None, 0), Freshness::Fresh);
+        assert_eq!(h.observe(3, Some(b"2"), None, S), Freshness::Fresh);
+        // Five periods of 1 s (the default) without a change: still fresh
+        // at 5 s, stale after.
+        assert_eq!(h.observe(3, Some(b"2"), None, 6 * S), Freshness::Fresh);
+        assert_eq!(h.observe(3, Some(b"2"), None, 6 * S + 1), Freshness::Stale);
+        assert_eq!(h.observe(3, Some(b"3"), None, 7 * S), Freshness::Fresh);
+        // A slow agent says so: a 10 s period allows 50 s.
+        assert_eq!(
+            h.observe(3, Some(b"3"), Some(b"10000"), 50 * S),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            h.observe(3, Some(b"3"), Some(b"10000"), 58 * S),
+            Freshness::Stale
+        );
+        // A guest that stops publishing a counter is taken as it is again.
+        assert_eq!(h.observe(3, None, None, 60 * S), Freshness::NoCounter);
     }
 
     #[test]

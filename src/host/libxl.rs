@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::guest::{
-    memory_ceiling_kb, parse_report, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, RESPONSE_MS_KEY,
-    STATIC_MAX_KEY,
+    memory_ceiling_kb, parse_report, Freshness, Heartbeat, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY,
+    PERIOD_MS_KEY, RESPONSE_MS_KEY, SEQ_KEY, STATIC_MAX_KEY,
 };
 use super::{EventSource, Host, HostError};
 use crate::engine::{
@@ -34,6 +34,9 @@ pub struct LibxlHost<C: Context> {
     /// per domain, not once per tick) and its memory ceiling, for guest
     /// reads.
     known: HashMap<DomId, Known>,
+    /// Each guest agent's heartbeat, by domain (and its uuid, so a reused
+    /// domid starts afresh).
+    heartbeats: HashMap<DomId, ([u8; 16], Heartbeat)>,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
     host_total_kb: KiB,
 }
@@ -106,6 +109,7 @@ impl<C: Context> LibxlHost<C> {
             ctx: EventCtx::new(ctx),
             epoch: Instant::now(),
             known: HashMap::new(),
+            heartbeats: HashMap::new(),
             host_total_kb: 0,
         }
     }
@@ -240,6 +244,9 @@ impl<C: Context> Host for LibxlHost<C> {
             });
         }
         self.known = known;
+        let known = &self.known;
+        self.heartbeats
+            .retain(|domid, (uuid, _)| known.get(domid).is_some_and(|k| k.uuid == *uuid));
         Ok(out)
     }
 
@@ -320,6 +327,19 @@ impl<C: Context> Host for LibxlHost<C> {
                     source: boxed(e),
                 })
         };
+        let seq = read(SEQ_KEY)?;
+        let period = read(PERIOD_MS_KEY)?;
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let uuid = self.known.get(&domid).map(|k| k.uuid).unwrap_or_default();
+        let (_, heartbeat) = self
+            .heartbeats
+            .entry(domid)
+            .or_insert_with(|| (uuid, Heartbeat::default()));
+        // A stale agent's values are ignored: rex neither grows nor shrinks
+        // the guest on them.
+        if heartbeat.observe(domid, seq.as_deref(), period.as_deref(), now_ns) == Freshness::Stale {
+            return Ok(GuestReport::default());
+        }
         let free = read(MEMINFO_FREE_KEY)?;
         let total = read(MEMINFO_TOTAL_KEY)?;
         let response = read(RESPONSE_MS_KEY)?;

@@ -7,7 +7,7 @@ use crate::host::{guest, Host, HostError};
 
 impl SimHost {
     /// The bytes a domain publishes under the three guest keys.
-    fn published(domain: &Domain) -> GuestValues {
+    pub(super) fn published(domain: &Domain, now_ns: u64) -> GuestValues {
         if let Some(values) = &domain.guest_override {
             return values.clone();
         }
@@ -16,6 +16,7 @@ impl SimHost {
                 free: None,
                 total: None,
                 response: None,
+                seq: None,
             };
         };
         let total = domain.mem_total_kb();
@@ -26,6 +27,7 @@ impl SimHost {
             response: workload
                 .recent_mean_ms()
                 .map(|ms| format!("{ms:.3}").into_bytes()),
+            seq: Some((now_ns / 1_000_000_000).to_string().into_bytes()),
         }
     }
 }
@@ -88,16 +90,24 @@ impl Host for SimHost {
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
+        let now_ns = self.now_ns;
         let domain = self
             .domains
-            .iter()
+            .iter_mut()
             .find(|d| d.domid == domid)
             .ok_or(HostError::NoSuchDomain(domid))?;
         if !domain.state.is_alive() {
             // A dying guest's xenstore directory is going away.
             return Ok(GuestReport::default());
         }
-        let values = Self::published(domain);
+        let values = Self::published(domain, now_ns);
+        // As the libxl backend: a stale agent's values are ignored.
+        let freshness = domain
+            .heartbeat
+            .observe(domid, values.seq.as_deref(), None, now_ns);
+        if freshness == guest::Freshness::Stale {
+            return Ok(GuestReport::default());
+        }
         Ok(guest::parse_report(
             values.free.as_deref(),
             values.total.as_deref(),

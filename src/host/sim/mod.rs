@@ -36,6 +36,7 @@ use self::scheduler::{water_fill, Claim};
 use self::workload::{Completion, Workload};
 use super::HostError;
 use crate::engine::{DomId, DomainInfo, DomainState, KiB, SchedParams};
+use crate::host::guest;
 
 pub use self::config::{SimConfig, SimError, SimVm};
 
@@ -79,6 +80,9 @@ struct GuestValues {
     free: Option<Vec<u8>>,
     total: Option<Vec<u8>>,
     response: Option<Vec<u8>>,
+    /// The agent's counter (`data/rex/seq`): the simulated agent bumps it
+    /// every second; values written by hand carry none.
+    seq: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -102,6 +106,8 @@ struct Domain {
     /// None for dom0, which runs no workload.
     workload: Option<Workload>,
     guest_override: Option<GuestValues>,
+    /// What rex's guest-value owner makes of the agent's counter.
+    heartbeat: guest::Heartbeat,
 }
 
 impl Domain {
@@ -197,6 +203,7 @@ impl SimHost {
             state: DomainState::Running,
             workload: None,
             guest_override: None,
+            heartbeat: guest::Heartbeat::default(),
         };
         let mut host = Self {
             seed: config.seed,
@@ -270,6 +277,7 @@ impl SimHost {
                 self.now_ns,
             )),
             guest_override: None,
+            heartbeat: guest::Heartbeat::default(),
             name: Arc::from(vm.name),
         };
         let at = self.domains.partition_point(|d| d.domid < domid);
@@ -316,7 +324,17 @@ impl SimHost {
             free,
             total,
             response,
+            seq: None,
         });
+        Ok(())
+    }
+
+    /// The guest's agent dies: what it last published stays in xenstore,
+    /// counter included, until [`SimHost::clear_guest_values`].
+    pub fn stop_agent(&mut self, name: &str) -> Result<(), SimError> {
+        let now_ns = self.now_ns;
+        let domain = self.live_vm_mut(name)?;
+        domain.guest_override = Some(Self::published(domain, now_ns));
         Ok(())
     }
 
