@@ -149,9 +149,6 @@ fn publish(
     if let Some(info) = info {
         bus.write("data/meminfo_total", &info.total_kb.to_string())?;
         bus.write("data/meminfo_free", &info.available_kb.to_string())?;
-        // After the figures: a counter that moves says they are new.
-        bus.write("data/rex/interval_ms", &period_ms.to_string())?;
-        bus.write("data/rex/seq", &seq.to_string())?;
     }
     if let Some(path) = response_file {
         // A missing or unreadable file publishes nothing: rex then has no
@@ -162,6 +159,12 @@ fn publish(
         {
             bus.write("data/rex/response_ms", &ms)?;
         }
+    }
+    if info.is_some() {
+        // After every figure: a counter that moves says they are new (rex
+        // reads nothing else while it stands).
+        bus.write("data/rex/interval_ms", &period_ms.to_string())?;
+        bus.write("data/rex/seq", &seq.to_string())?;
     }
     Ok(())
 }

@@ -34,9 +34,9 @@ pub struct LibxlHost<C: Context> {
     /// per domain, not once per tick) and its memory ceiling, for guest
     /// reads.
     known: HashMap<DomId, Known>,
-    /// Each guest agent's heartbeat, by domain (and its uuid, so a reused
-    /// domid starts afresh).
-    heartbeats: HashMap<DomId, ([u8; 16], Heartbeat)>,
+    /// What each guest last published, by domain (with its uuid, so a
+    /// reused domid starts afresh).
+    guests: HashMap<DomId, Published>,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
     host_total_kb: KiB,
 }
@@ -109,7 +109,7 @@ impl<C: Context> LibxlHost<C> {
             ctx: EventCtx::new(ctx),
             epoch: Instant::now(),
             known: HashMap::new(),
-            heartbeats: HashMap::new(),
+            guests: HashMap::new(),
             host_total_kb: 0,
         }
     }
@@ -163,6 +163,18 @@ impl<C: Context> LibxlHost<C> {
 }
 
 /// One domain as the last list saw it.
+/// What one guest last published in xenstore, as written.
+#[derive(Debug, Default)]
+struct Published {
+    uuid: [u8; 16],
+    heartbeat: Heartbeat,
+    seq: Option<Vec<u8>>,
+    period: Option<Vec<u8>>,
+    free: Option<Vec<u8>>,
+    total: Option<Vec<u8>>,
+    response: Option<Vec<u8>>,
+}
+
 struct Known {
     uuid: [u8; 16],
     name: Option<String>,
@@ -245,8 +257,8 @@ impl<C: Context> Host for LibxlHost<C> {
         }
         self.known = known;
         let known = &self.known;
-        self.heartbeats
-            .retain(|domid, (uuid, _)| known.get(domid).is_some_and(|k| k.uuid == *uuid));
+        self.guests
+            .retain(|domid, g| known.get(domid).is_some_and(|k| k.uuid == g.uuid));
         Ok(out)
     }
 
@@ -328,25 +340,34 @@ impl<C: Context> Host for LibxlHost<C> {
                 })
         };
         let seq = read(SEQ_KEY)?;
-        let period = read(PERIOD_MS_KEY)?;
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let uuid = self.known.get(&domid).map(|k| k.uuid).unwrap_or_default();
-        let (_, heartbeat) = self
-            .heartbeats
-            .entry(domid)
-            .or_insert_with(|| (uuid, Heartbeat::default()));
+        let guest = self.guests.entry(domid).or_insert_with(|| Published {
+            uuid,
+            ..Published::default()
+        });
+        // rex's agent bumps its counter after writing its figures: the same
+        // counter as last time means the same figures, not read again.
+        if seq.is_none() || seq != guest.seq {
+            guest.period = read(PERIOD_MS_KEY)?;
+            guest.free = read(MEMINFO_FREE_KEY)?;
+            guest.total = read(MEMINFO_TOTAL_KEY)?;
+            guest.response = read(RESPONSE_MS_KEY)?;
+            guest.seq = seq.clone();
+        }
         // A stale agent's values are ignored: rex neither grows nor shrinks
         // the guest on them.
-        if heartbeat.observe(domid, seq.as_deref(), period.as_deref(), now_ns) == Freshness::Stale {
+        let freshness =
+            guest
+                .heartbeat
+                .observe(domid, seq.as_deref(), guest.period.as_deref(), now_ns);
+        if freshness == Freshness::Stale {
             return Ok(GuestReport::default());
         }
-        let free = read(MEMINFO_FREE_KEY)?;
-        let total = read(MEMINFO_TOTAL_KEY)?;
-        let response = read(RESPONSE_MS_KEY)?;
         Ok(parse_report(
-            free.as_deref(),
-            total.as_deref(),
-            response.as_deref(),
+            guest.free.as_deref(),
+            guest.total.as_deref(),
+            guest.response.as_deref(),
             mem_max_kb,
         ))
     }
