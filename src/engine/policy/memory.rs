@@ -85,6 +85,11 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     let mut grows = Vec::new();
     let mut spares = Vec::new();
     for (i, slot) in slots.iter_mut().enumerate() {
+        // A domain `xl create` is still building has no balloon target yet
+        // (0): libxl refuses one until it is built, so it is left alone.
+        if slot.usage.mem_target_kb == 0 {
+            continue;
+        }
         let ceiling = slot.policy.mem_ceiling_kb();
         let guaranteed = slot.policy.guaranteed_mem_kb();
         let current = slot.usage.mem_target_kb;

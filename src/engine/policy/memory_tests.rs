@@ -146,3 +146,15 @@ fn a_best_effort_domain_under_pressure_takes_nothing_from_another() {
     let plan = policy.decide(&host(1, 32 * MIB), &[a, b]);
     assert!(memory_changes(&plan).iter().all(|c| c.0 != "b"), "{plan:?}");
 }
+
+#[test]
+fn a_domain_still_being_built_is_left_alone() {
+    // `xl create` lists the domain before libxl has set its balloon target
+    // (0), and refuses a target until the build is done.
+    let mut policy = policy(vec![domain_policy("new", None)]);
+    let mut new = usage(1, "new", 20, 0.0);
+    new.mem_target_kb = 0;
+    new.mem_current_kb = 0;
+    let plan = policy.decide(&host(1, 512 * MIB), &[new]);
+    assert_eq!(memory_changes(&plan), [], "{plan:?}");
+}
