@@ -87,6 +87,7 @@ build_domu_image() {
     install -m 0755 "$LAB/domU/init" "$img/init"
     install -m 0755 "$LAB/domU/work.cgi" "$img/www/cgi-bin/work"
     install -m 0755 "$LAB/domU/hog.cgi" "$img/www/cgi-bin/hog"
+    install -m 0755 "$LAB/domU/agent.cgi" "$img/www/cgi-bin/agent"
     if [ -x "$OUT/rex-agent" ]; then
         install -s -m 0755 "$OUT/rex-agent" "$img/bin/rex-agent"
     fi

@@ -214,6 +214,30 @@ mem_target_kb() { xenstore-read "/local/domain/$(domid_of "$1")/memory/target" 2
 guest_value() { xenstore-read "/local/domain/$(domid_of "$1")/data/$2" 2>/dev/null; }
 host_free_mib() { xl info 2>/dev/null | awk '/^free_memory/ { print $3 }'; }
 
+# vm1's agent dies and a pressure figure (1 MiB free) appears where it
+# wrote: rex, still running, must not grow vm1 on it (its counter stands:
+# the figures are not even read again, and after five periods they are
+# ignored). The agent is started again afterwards.
+dead_agent_check() {
+    local start1 d1 now1
+    start1=$(mem_target_kb vm1)
+    d1=$(domid_of vm1)
+    if [ -z "$start1" ] || ! timeout 20 wget -q -O /dev/null "http://$(guest_ip 1)/cgi-bin/agent?stop"; then
+        check memory_dead_agent_not_grown false "vm1's agent could not be stopped"
+        return
+    fi
+    sleep 2
+    xenstore-write "/local/domain/$d1/data/meminfo_free" 1024
+    sleep 12
+    now1=$(mem_target_kb vm1)
+    if [ -n "$now1" ] && [ "$now1" -le "$start1" ]; then
+        check memory_dead_agent_not_grown true "vm1's agent stopped, 1 MiB free written in its place: target $((start1 / 1024)) -> $((now1 / 1024)) MiB in 14 s"
+    else
+        check memory_dead_agent_not_grown false "vm1 grown on a dead agent's figure: $start1 -> ${now1:-?} kB"
+    fi
+    timeout 20 wget -q -O /dev/null "http://$(guest_ip 1)/cgi-bin/agent?start" || true
+}
+
 memory_phase() {
     local i n agents="" start3 start4 t0 d3 now held=0 avail total target
     local pressure_at="" grown_at="" min_free="" free peak3 alive=""
@@ -267,6 +291,7 @@ memory_phase() {
         if domid_of "vm$n" >/dev/null && http_ok "$n"; then alive="$alive vm$n"; fi
     done
     timeout 30 wget -q -O /dev/null "http://$(guest_ip 3)/cgi-bin/hog?free" || true
+    dead_agent_check
     stop_rex TERM
     emit_rex_log memory /tmp/mem.out
     emit "{\"memory\":\"vm3\",\"start_kb\":$start3,\"peak_kb\":$peak3,\"held_mib\":$held,\"pressure_s\":\"$pressure_at\",\"grown_s\":\"$grown_at\",\"min_host_free_mib\":\"$min_free\",\"rex_status\":\"$REX_STATUS\"}"
