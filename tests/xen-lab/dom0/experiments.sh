@@ -214,6 +214,37 @@ mem_target_kb() { xenstore-read "/local/domain/$(domid_of "$1")/memory/target" 2
 guest_value() { xenstore-read "/local/domain/$(domid_of "$1")/data/$2" 2>/dev/null; }
 host_free_mib() { xl info 2>/dev/null | awk '/^free_memory/ { print $3 }'; }
 
+# The guests in a cpupool of their own, with another scheduler than
+# Pool-0's: rex must read the guests' pool before its first tick (the exec
+# actuator picks `xl sched-credit` or `sched-credit2` from it). vm1 is
+# moved into a credit pool on pCPU 1 (Pool-0 keeps credit2 and pCPU 0),
+# its cap set above the policy's ceiling; one tick of `rex run --actuator
+# exec` must bring it down with `xl sched-credit`.
+cpupool_check() {
+    local cap out=/tmp/pool.out
+    if ! { xl cpupool-cpu-remove Pool-0 1 &&
+        xl cpupool-create name=\"rexpool\" sched=\"credit\" cpus=\"1\" &&
+        xl cpupool-migrate vm1 rexpool &&
+        xl sched-credit -d vm1 -c 90; } > /tmp/pool.log 2>&1; then
+        tail -n 5 /tmp/pool.log
+        check cpupool_scheduler_read_first false "the lab could not put vm1 in a credit cpupool"
+        return
+    fi
+    cat > /tmp/pool.cfg <<EOF2
+interval = 1000
+dom0_cpu = 0
+domains = [ "name=vm1,cap_min=10,cap_max=50,mem_min=128M,mem_max=256M" ]
+EOF2
+    timeout 60 rex run --actuator exec --once -c /tmp/pool.cfg > "$out" 2>&1
+    cap=$(xl sched-credit -d vm1 2>/dev/null | awk 'NR == 2 { print $4 }')
+    if [ "$cap" = 50 ]; then
+        check cpupool_scheduler_read_first true "vm1 in a credit pool beside credit2's Pool-0: capped 90 -> 50 with xl sched-credit at the first tick"
+    else
+        tail -n 5 "$out"
+        check cpupool_scheduler_read_first false "vm1 in a credit pool: cap ${cap:-?}, not 50, after one tick"
+    fi
+}
+
 # vm1's agent dies and a pressure figure (1 MiB free) appears where it
 # wrote: rex, still running, must not grow vm1 on it (its counter stands:
 # the figures are not even read again, and after five periods they are

@@ -79,6 +79,8 @@ memory_phase
 flush_later
 lifecycle
 flush_later
+cpupool_check
+flush_later
 # Only now has every check run: run.sh requires this line.
 emit "{\"event\":\"lab_end\"}"
 
