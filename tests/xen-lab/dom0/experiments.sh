@@ -236,12 +236,14 @@ dom0_cpu = 0
 domains = [ "name=vm1,cap_min=10,cap_max=50,mem_min=128M,mem_max=256M" ]
 EOF2
     timeout 60 rex run --actuator exec --once -c /tmp/pool.cfg > "$out" 2>&1
+    # Within [cap_min, cap_max]: where exactly depends on the guests rex
+    # does not manage (vm2-vm4, in Pool-0, still count against the pool).
     cap=$(xl sched-credit -d vm1 2>/dev/null | awk 'NR == 2 { print $4 }')
-    if [ "$cap" = 50 ]; then
-        check cpupool_scheduler_read_first true "vm1 in a credit pool beside credit2's Pool-0: capped 90 -> 50 with xl sched-credit at the first tick"
+    if [ -n "$cap" ] && [ "$cap" -ge 10 ] && [ "$cap" -le 50 ]; then
+        check cpupool_scheduler_read_first true "vm1 in a credit pool beside credit2's Pool-0: capped 90 -> $cap with xl sched-credit at the first tick"
     else
         tail -n 5 "$out"
-        check cpupool_scheduler_read_first false "vm1 in a credit pool: cap ${cap:-?}, not 50, after one tick"
+        check cpupool_scheduler_read_first false "vm1 in a credit pool: cap ${cap:-?}, not within [10, 50], after one tick"
     fi
 }
 
