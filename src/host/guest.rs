@@ -90,6 +90,47 @@ impl Heartbeat {
     }
 }
 
+/// What a guest wrote under its xenstore directory, as written (`None`: the
+/// key is absent). Both backends hold it in this form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Published {
+    pub free: Option<Vec<u8>>,
+    pub total: Option<Vec<u8>>,
+    pub response: Option<Vec<u8>>,
+    /// [`SEQ_KEY`]: rex's agent's counter.
+    pub seq: Option<Vec<u8>>,
+    /// [`PERIOD_MS_KEY`]: rex's agent's period.
+    pub period_ms: Option<Vec<u8>>,
+}
+
+impl Published {
+    /// What the engine gets of these values at `now_ns`: nothing while the
+    /// agent's counter says it is dead, else the parsed and clamped report.
+    pub fn report(
+        &self,
+        heartbeat: &mut Heartbeat,
+        domid: crate::engine::DomId,
+        mem_max_kb: KiB,
+        now_ns: u64,
+    ) -> GuestReport {
+        let freshness = heartbeat.observe(
+            domid,
+            self.seq.as_deref(),
+            self.period_ms.as_deref(),
+            now_ns,
+        );
+        if freshness == Freshness::Stale {
+            return GuestReport::default();
+        }
+        parse_report(
+            self.free.as_deref(),
+            self.total.as_deref(),
+            self.response.as_deref(),
+            mem_max_kb,
+        )
+    }
+}
+
 /// The most memory the toolstack lets the domain have, kB: what xl's
 /// `maxmem=` set when it built the domain. Not the guest's to write.
 /// (Xen's own per-domain maximum, libxl dominfo's `max_memkb`, is the

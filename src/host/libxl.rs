@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::guest::{
-    memory_ceiling_kb, parse_report, Freshness, Heartbeat, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY,
-    PERIOD_MS_KEY, RESPONSE_MS_KEY, SEQ_KEY, STATIC_MAX_KEY,
+    memory_ceiling_kb, Heartbeat, Published, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, PERIOD_MS_KEY,
+    RESPONSE_MS_KEY, SEQ_KEY, STATIC_MAX_KEY,
 };
 use super::{EventSource, Host, HostError};
 use crate::engine::{
@@ -36,7 +36,7 @@ pub struct LibxlHost<C: Context> {
     known: HashMap<DomId, Known>,
     /// What each guest last published, by domain (with its uuid, so a
     /// reused domid starts afresh).
-    guests: HashMap<DomId, Published>,
+    guests: HashMap<DomId, GuestState>,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
     host_total_kb: KiB,
 }
@@ -162,19 +162,15 @@ impl<C: Context> LibxlHost<C> {
     }
 }
 
-/// One domain as the last list saw it.
-/// What one guest last published in xenstore, as written.
+/// What one guest last published in xenstore, and its agent's heartbeat.
 #[derive(Debug, Default)]
-struct Published {
+struct GuestState {
     uuid: [u8; 16],
     heartbeat: Heartbeat,
-    seq: Option<Vec<u8>>,
-    period: Option<Vec<u8>>,
-    free: Option<Vec<u8>>,
-    total: Option<Vec<u8>>,
-    response: Option<Vec<u8>>,
+    published: Published,
 }
 
+/// One domain as the last list saw it.
 struct Known {
     uuid: [u8; 16],
     name: Option<String>,
@@ -342,34 +338,25 @@ impl<C: Context> Host for LibxlHost<C> {
         let seq = read(SEQ_KEY)?;
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let uuid = self.known.get(&domid).map(|k| k.uuid).unwrap_or_default();
-        let guest = self.guests.entry(domid).or_insert_with(|| Published {
+        let guest = self.guests.entry(domid).or_insert_with(|| GuestState {
             uuid,
-            ..Published::default()
+            ..GuestState::default()
         });
         // rex's agent bumps its counter after writing its figures: the same
         // counter as last time means the same figures, not read again.
-        if seq.is_none() || seq != guest.seq {
-            guest.period = read(PERIOD_MS_KEY)?;
-            guest.free = read(MEMINFO_FREE_KEY)?;
-            guest.total = read(MEMINFO_TOTAL_KEY)?;
-            guest.response = read(RESPONSE_MS_KEY)?;
-            guest.seq = seq.clone();
+        let published = &mut guest.published;
+        if seq.is_none() || seq != published.seq {
+            *published = Published {
+                free: read(MEMINFO_FREE_KEY)?,
+                total: read(MEMINFO_TOTAL_KEY)?,
+                response: read(RESPONSE_MS_KEY)?,
+                seq,
+                period_ms: read(PERIOD_MS_KEY)?,
+            };
         }
         // A stale agent's values are ignored: rex neither grows nor shrinks
         // the guest on them.
-        let freshness =
-            guest
-                .heartbeat
-                .observe(domid, seq.as_deref(), guest.period.as_deref(), now_ns);
-        if freshness == Freshness::Stale {
-            return Ok(GuestReport::default());
-        }
-        Ok(parse_report(
-            guest.free.as_deref(),
-            guest.total.as_deref(),
-            guest.response.as_deref(),
-            mem_max_kb,
-        ))
+        Ok(published.report(&mut guest.heartbeat, domid, mem_max_kb, now_ns))
     }
 }
 

@@ -1,33 +1,30 @@
 //! The simulated host seen through the [`Host`] trait, as the engine's
 //! driver uses it, and what its guests publish.
 
-use super::{config, Domain, GuestValues, SimHost};
+use super::{config, Domain, SimHost};
 use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
 use crate::host::{guest, Host, HostError};
 
 impl SimHost {
-    /// The bytes a domain publishes under the three guest keys.
-    pub(super) fn published(domain: &Domain, now_ns: u64) -> GuestValues {
+    /// The bytes a domain publishes under the guest keys. The simulated
+    /// agent bumps its counter every second (and says no period: 1 s).
+    pub(super) fn published(domain: &Domain, now_ns: u64) -> guest::Published {
         if let Some(values) = &domain.guest_override {
             return values.clone();
         }
         let Some(workload) = &domain.workload else {
-            return GuestValues {
-                free: None,
-                total: None,
-                response: None,
-                seq: None,
-            };
+            return guest::Published::default();
         };
         let total = domain.mem_total_kb();
         let free = total.saturating_sub(domain.working_set_kb);
-        GuestValues {
+        guest::Published {
             free: Some(free.to_string().into_bytes()),
             total: Some(total.to_string().into_bytes()),
             response: workload
                 .recent_mean_ms()
                 .map(|ms| format!("{ms:.3}").into_bytes()),
             seq: Some((now_ns / 1_000_000_000).to_string().into_bytes()),
+            period_ms: None,
         }
     }
 }
@@ -101,19 +98,8 @@ impl Host for SimHost {
             return Ok(GuestReport::default());
         }
         let values = Self::published(domain, now_ns);
-        // As the libxl backend: a stale agent's values are ignored.
-        let freshness = domain
-            .heartbeat
-            .observe(domid, values.seq.as_deref(), None, now_ns);
-        if freshness == guest::Freshness::Stale {
-            return Ok(GuestReport::default());
-        }
-        Ok(guest::parse_report(
-            values.free.as_deref(),
-            values.total.as_deref(),
-            values.response.as_deref(),
-            domain.balloon.max_kb,
-        ))
+        let max_kb = domain.balloon.max_kb;
+        Ok(values.report(&mut domain.heartbeat, domid, max_kb, now_ns))
     }
 }
 

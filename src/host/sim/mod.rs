@@ -74,17 +74,6 @@ pub struct SimCounters {
     pub rejected: u64,
 }
 
-/// What a guest publishes in place of its own figures (garbage tests).
-#[derive(Debug, Clone, PartialEq)]
-struct GuestValues {
-    free: Option<Vec<u8>>,
-    total: Option<Vec<u8>>,
-    response: Option<Vec<u8>>,
-    /// The agent's counter (`data/rex/seq`): the simulated agent bumps it
-    /// every second; values written by hand carry none.
-    seq: Option<Vec<u8>>,
-}
-
 #[derive(Debug)]
 struct Domain {
     domid: DomId,
@@ -105,7 +94,9 @@ struct Domain {
     state: DomainState,
     /// None for dom0, which runs no workload.
     workload: Option<Workload>,
-    guest_override: Option<GuestValues>,
+    /// Values written in place of the model's own (by hand: no counter;
+    /// by a dead agent: its last ones).
+    guest_override: Option<guest::Published>,
     /// What rex's guest-value owner makes of the agent's counter.
     heartbeat: guest::Heartbeat,
 }
@@ -320,11 +311,11 @@ impl SimHost {
         total: Option<Vec<u8>>,
         response: Option<Vec<u8>>,
     ) -> Result<(), SimError> {
-        self.live_vm_mut(name)?.guest_override = Some(GuestValues {
+        self.live_vm_mut(name)?.guest_override = Some(guest::Published {
             free,
             total,
             response,
-            seq: None,
+            ..guest::Published::default()
         });
         Ok(())
     }
