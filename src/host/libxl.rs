@@ -37,6 +37,8 @@ pub struct LibxlHost<C: Context> {
     /// What each guest last published, by domain (with its uuid, so a
     /// reused domid starts afresh).
     guests: HashMap<DomId, GuestState>,
+    /// The guests' cpupool as the last list saw it; `None` before any list.
+    guest_pool: Option<u32>,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
     host_total_kb: KiB,
 }
@@ -110,6 +112,7 @@ impl<C: Context> LibxlHost<C> {
             epoch: Instant::now(),
             known: HashMap::new(),
             guests: HashMap::new(),
+            guest_pool: None,
             host_total_kb: 0,
         }
     }
@@ -252,6 +255,9 @@ impl<C: Context> Host for LibxlHost<C> {
             });
         }
         self.known = known;
+        self.guest_pool = Some(guest_pool(
+            list.as_slice().iter().map(|d| (d.domid, d.cpupool)),
+        ));
         let known = &self.known;
         self.guests
             .retain(|domid, g| known.get(domid).is_some_and(|k| k.uuid == g.uuid));
@@ -264,13 +270,18 @@ impl<C: Context> Host for LibxlHost<C> {
         let free_mem_kb = self.ctx.free_memory_kb().map_err(err)?;
         // The guests' pool decides both the pCPUs and the scheduler; if it
         // cannot be read, fall back to the whole host and pool 0's scheduler.
-        // Read here, not remembered from the last list: the first
-        // host_info (the policy's validation) comes before any list.
-        let domains = self
-            .ctx
-            .list_domains()
-            .map_err(|e| HostError::ListDomains(boxed(e)))?;
-        let guest_pool = guest_pool(domains.as_slice().iter().map(|d| (d.domid, d.cpupool)));
+        // From the last list (each tick makes one); the first host_info
+        // (the policy's validation) comes before any, so it lists itself.
+        let guest_pool = match self.guest_pool {
+            Some(pool) => pool,
+            None => {
+                let domains = self
+                    .ctx
+                    .list_domains()
+                    .map_err(|e| HostError::ListDomains(boxed(e)))?;
+                guest_pool(domains.as_slice().iter().map(|d| (d.domid, d.cpupool)))
+            }
+        };
         let (guest_pcpus, scheduler) = match self.ctx.cpupool_info(guest_pool) {
             Ok(pool) if pool.cpu_count() > 0 => (pool.cpu_count(), pool.scheduler()),
             other => {
