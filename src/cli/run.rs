@@ -1,10 +1,9 @@
 //! `rex run`: the reallocator as a standalone daemon with its own libxl
 //! context. `--actuator exec` applies changes by running `xl` (SRX's way)
 //! while still reading through libxl.
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use std::ffi::OsString;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use rex::daemon::args::{ArgsError, OPTIONS};

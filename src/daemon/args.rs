@@ -155,9 +155,6 @@ impl DaemonArgs {
                     .iter()
                     .find(|o| o.long.as_bytes() == name)
                     .ok_or_else(|| ArgsError::Unknown(lossy(&arg)))?;
-                if spec.value.is_none() && inline.is_some() {
-                    return Err(ArgsError::UnexpectedValue(spec.long));
-                }
                 (spec, inline)
             } else if bytes.len() >= 2 && bytes[0] == b'-' {
                 let short = char::from(bytes[1]);
@@ -175,10 +172,11 @@ impl DaemonArgs {
             } else {
                 return Err(ArgsError::Positional(lossy(&arg)));
             };
+            // A flag given a value (`--once=yes`) is refused by `set`.
             let value = match (spec.value, inline) {
-                (Some(_), Some(v)) => Some(v.to_os_string()),
+                (_, Some(v)) => Some(v.to_os_string()),
                 (Some(_), None) => Some(args.next().ok_or(ArgsError::MissingValue(spec.long))?),
-                (None, _) => None,
+                (None, None) => None,
             };
             parsed.set(spec.long, value.as_deref())?;
         }

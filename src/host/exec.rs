@@ -90,7 +90,8 @@ impl XlCommand {
         self
     }
 
-    /// `sched-credit -d D -c CAP -w W`, or `sched-credit2 …` for credit2.
+    /// `sched-credit -d D -c CAP` (or `-w W`), or `sched-credit2 …` for
+    /// credit2.
     pub fn sched_args(
         scheduler: &Scheduler,
         domid: DomId,

@@ -263,16 +263,15 @@ fn preempt(policy: &HostPolicy, slots: &mut [Slot], mut need: KiB, by: &str, tic
     let mut donors: Vec<(usize, KiB)> = slots
         .iter()
         .enumerate()
-        .filter(|(_, s)| {
-            let current = s.usage.mem_target_kb;
-            s.policy.sla_ms.is_none()
-                && s.mem.to == current
-                && !s.mem.forced
-                && s.mem_trend
-                    .allows(Direction::Down, tick, policy.cooldown_ticks)
-        })
         .filter_map(|(i, s)| {
             let current = s.usage.mem_target_kb;
+            let untouched = s.mem.to == current && !s.mem.forced;
+            let may_shrink = s
+                .mem_trend
+                .allows(Direction::Down, tick, policy.cooldown_ticks);
+            if s.policy.sla_ms.is_some() || !untouched || !may_shrink {
+                return None;
+            }
             let in_use = s
                 .usage
                 .mem_used_kb
