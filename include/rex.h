@@ -3,8 +3,9 @@
  * rex.h - the C ABI of librex, the rex resource reallocator for Xen.
  *
  * librex is loaded by `xl rex` (see xl-patch/) with dlopen(). The caller
- * first checks rex_abi_version() against REX_ABI_VERSION, then calls
- * rex_xl_main() with xl's own libxl context and logger. librex never
+ * first checks rex_abi_version() against REX_ABI_VERSION and
+ * rex_xen_release() against its own Xen release, then calls rex_xl_main()
+ * with xl's own libxl context and logger. librex never
  * allocates a second context, never forks and never calls exit(); it leaves
  * the context as it found it.
  *
@@ -22,7 +23,7 @@ extern "C" {
 #endif
 
 #define REX_ABI_VERSION_MAJOR 1
-#define REX_ABI_VERSION_MINOR 0
+#define REX_ABI_VERSION_MINOR 1
 /* A caller accepts a library whose major equals its own and whose minor is
  * at least its own. */
 #define REX_ABI_VERSION ((REX_ABI_VERSION_MAJOR << 16) | REX_ABI_VERSION_MINOR)
@@ -45,6 +46,14 @@ uint32_t rex_abi_version(void);
 
 /* librex's own version string, e.g. "0.1.0"; static storage. */
 const char *rex_version(void);
+
+/*
+ * The Xen release whose libxl librex was built against, "MAJOR.MINOR" as in
+ * libxenlight.so.MAJOR.MINOR (e.g. "4.20"); static storage. Since ABI 1.1.
+ * libxl's ABI changes with every release: an xl of another release must not
+ * call rex_xl_main().
+ */
+const char *rex_xen_release(void);
 
 /*
  * Run the reallocator inside the caller's process, on the caller's libxl

@@ -21,7 +21,7 @@ use crate::xl::BorrowedCtx;
 /// `REX_ABI_VERSION_MAJOR` of include/rex.h.
 pub const ABI_VERSION_MAJOR: u32 = 1;
 /// `REX_ABI_VERSION_MINOR` of include/rex.h.
-pub const ABI_VERSION_MINOR: u32 = 0;
+pub const ABI_VERSION_MINOR: u32 = 1;
 /// `REX_ABI_VERSION`.
 pub const ABI_VERSION: u32 = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR;
 
@@ -64,6 +64,13 @@ static VERSION: &CStr =
 #[no_mangle]
 pub extern "C" fn rex_version() -> *const c_char {
     boundary(std::ptr::null(), || VERSION.as_ptr())
+}
+
+/// The Xen release (libxenlight.so.MAJOR.MINOR) librex was built against,
+/// static storage: xl refuses a librex of another release.
+#[no_mangle]
+pub extern "C" fn rex_xen_release() -> *const c_char {
+    boundary(std::ptr::null(), || sys::XEN_RELEASE_C.as_ptr())
 }
 
 /// Runs the reallocator inside xl, on xl's context, until SIGINT/SIGTERM.
@@ -181,6 +188,18 @@ mod tests {
         assert_eq!(status_boundary(|| panic!("bug")), Status::Panic as c_int);
         assert_eq!(status_boundary(|| Status::Config), 2);
         assert!(boundary(std::ptr::null::<c_char>(), || panic!("bug")).is_null());
+    }
+
+    #[test]
+    fn xen_release_is_the_major_minor_of_the_linked_libxenlight() {
+        // SAFETY: rex_xen_release returns a static C string.
+        let release = unsafe { CStr::from_ptr(rex_xen_release()) }.to_str().unwrap();
+        let soname = format!("libxenlight.so.{release}");
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            maps.contains(&soname),
+            "built for Xen {release}, but {soname} is not mapped in this process"
+        );
     }
 
     #[test]

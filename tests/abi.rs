@@ -98,7 +98,12 @@ fn c_program_compiles_with_warnings_as_errors_and_calls_every_export() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(
         stdout.trim(),
-        format!("{} {}", env!("CARGO_PKG_VERSION"), rex::ffi::ABI_VERSION)
+        format!(
+            "{} {} {}",
+            env!("CARGO_PKG_VERSION"),
+            rex::ffi::ABI_VERSION,
+            libxl_sys::XEN_RELEASE
+        )
     );
 }
 

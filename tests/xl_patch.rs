@@ -1,8 +1,11 @@
-//! The `xl rex` patch series (xl-patch/) against Xen 4.17's tools/xl.
+//! The `xl rex` patch series (xl-patch/RELEASE/) against tools/xl of the
+//! Xen release this build links (libxl_sys::XEN_RELEASE: 4.17 on Debian 12,
+//! 4.20 in tests/debian-chroot trixie).
 //!
-//! `xl-patch/build-xl.sh` fetches Debian 12's Xen source (cached in
-//! target/xl-rex/download), applies the series with no fuzz, and builds xl
-//! with upstream's flags and -Werror; it fails on any warning. These tests
+//! `xl-patch/build-xl.sh RELEASE` fetches Debian's Xen source of that
+//! release (cached in target/xl-rex/download), applies the series with no
+//! fuzz, and builds xl with upstream's flags and -Werror; it fails on any
+//! warning. These tests
 //! then run that xl. There is no hypervisor here, and xl allocates a libxl
 //! context before it dispatches any command, so xl runs under
 //! tests/xl-patch/fake_xen_host.c (LD_PRELOAD): a dummy context, and xl's
@@ -25,6 +28,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// The release whose xl these tests build: the one librex links.
+const RELEASE: &str = libxl_sys::XEN_RELEASE;
 /// What xl calls its global config in messages: XEN_CONFIG_DIR "/xl.conf".
 const XL_CONF: &str = "/etc/xen/xl.conf";
 
@@ -40,6 +45,7 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let work = Path::new(REPO).join("target/xl-rex");
         let out = Command::new(Path::new(REPO).join("xl-patch/build-xl.sh"))
+            .arg(RELEASE)
             .env("REX_XL_WORK", &work)
             .output()
             .expect("run xl-patch/build-xl.sh");
@@ -49,6 +55,7 @@ fn built() -> &'static Built {
             String::from_utf8_lossy(&out.stderr)
         );
         let xl = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let work = work.join(RELEASE);
         let dir = work.join("test");
         fs::create_dir_all(&dir).unwrap();
         cc(&dir.join("fake_xen_host.so"), "fake_xen_host.c", &[]);
@@ -70,16 +77,37 @@ fn built() -> &'static Built {
             "fake_librex.c",
             &["-DNO_ABI_SYMBOL"],
         );
+        cc(
+            &dir.join("librex_other_release.so"),
+            "fake_librex.c",
+            &[&format!("-DFAKE_XEN_RELEASE=\"{}\"", other_release())],
+        );
         let build_log = fs::read_to_string(work.join("build.log")).unwrap();
         Built { xl, build_log, dir }
     })
 }
 
+/// A release that is not [`RELEASE`]: the other one with a series.
+fn other_release() -> &'static str {
+    if RELEASE == "4.17" {
+        "4.20"
+    } else {
+        "4.17"
+    }
+}
+
+/// Builds a test library; a fake librex claims [`RELEASE`] unless
+/// `defines` say otherwise.
 fn cc(output: &Path, source: &str, defines: &[&str]) {
+    let mut defines = defines.to_vec();
+    let same_release = format!("-DFAKE_XEN_RELEASE=\"{RELEASE}\"");
+    if !defines.iter().any(|d| d.starts_with("-DFAKE_XEN_RELEASE=")) {
+        defines.push(&same_release);
+    }
     let status = Command::new("cc")
         .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"])
         .arg(format!("-I{REPO}/include"))
-        .args(defines)
+        .args(&defines)
         .arg("-o")
         .arg(output)
         .arg(Path::new(REPO).join("tests/xl-patch").join(source))
@@ -281,6 +309,25 @@ fn abi_major_mismatch_is_one_line_with_both_versions() {
 
 #[test]
 #[ignore = "needs network (first run) and root or sudo (build deps); tests/run-all runs it"]
+fn librex_of_another_xen_release_is_one_line_with_both_releases() {
+    let out = xl(
+        "other_release",
+        &enabled_with("librex_other_release.so"),
+        &["rex"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out);
+    assert!(
+        line.contains(&format!("built for Xen {}", other_release()))
+            && line.contains(&format!("this xl is Xen {RELEASE}")),
+        "{line}"
+    );
+    assert!(out.stdout.is_empty(), "rex_xl_main must not run");
+}
+
+#[test]
+#[ignore = "needs network (first run) and root or sudo (build deps); tests/run-all runs it"]
 fn newer_minor_abi_is_accepted() {
     let out = xl(
         "newer_minor",
@@ -361,25 +408,81 @@ fn unknown_xl_rex_option_is_a_usage_error() {
     assert!(out.stdout.is_empty(), "rex_xl_main must not run");
 }
 
-#[test]
-fn rex_h_carried_in_the_series_is_include_rex_h() {
-    let series = fs::read_to_string(Path::new(REPO).join("xl-patch/series")).unwrap();
-    let mut carried = None;
-    for name in series
+/// xl-patch/RELEASE for every release with a series.
+fn series_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(Path::new(REPO).join("xl-patch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("series").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn listed_patches(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("series"))
+        .unwrap()
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let patch = fs::read_to_string(Path::new(REPO).join("xl-patch").join(name)).unwrap();
-        if let Some(copy) = new_file_in_patch(&patch, "tools/xl/rex.h") {
-            carried = Some(copy);
-        }
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn there_is_a_series_for_debian_12_and_13() {
+    let names: Vec<String> = series_dirs()
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["4.17", "4.20"]);
+    let script = fs::read_to_string(Path::new(REPO).join("xl-patch/build-xl.sh")).unwrap();
+    for name in &names {
+        assert!(script.contains(&format!("    {name})\n")), "build-xl.sh has no {name}");
     }
-    let carried = carried.expect("the series adds tools/xl/rex.h");
+}
+
+#[test]
+fn rex_h_carried_in_each_series_is_include_rex_h() {
     let header = fs::read_to_string(Path::new(REPO).join("include/rex.h")).unwrap();
-    assert!(
-        carried == header,
-        "tools/xl/rex.h in xl-patch/ differs from include/rex.h; refresh the series (xl-patch/README.md)"
-    );
+    for dir in series_dirs() {
+        let carried = listed_patches(&dir)
+            .iter()
+            .find_map(|name| {
+                let patch = fs::read_to_string(dir.join(name)).unwrap();
+                new_file_in_patch(&patch, "tools/xl/rex.h")
+            })
+            .unwrap_or_else(|| panic!("{} does not add tools/xl/rex.h", dir.display()));
+        assert!(
+            carried == header,
+            "tools/xl/rex.h in {} differs from include/rex.h; refresh the series (xl-patch/README.md)",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn every_series_adds_the_same_xl_rex_c() {
+    let added: Vec<(PathBuf, String)> = series_dirs()
+        .into_iter()
+        .map(|dir| {
+            let code = listed_patches(&dir)
+                .iter()
+                .find_map(|name| {
+                    let patch = fs::read_to_string(dir.join(name)).unwrap();
+                    new_file_in_patch(&patch, "tools/xl/xl_rex.c")
+                })
+                .unwrap_or_else(|| panic!("{} does not add xl_rex.c", dir.display()));
+            (dir, code)
+        })
+        .collect();
+    for (dir, code) in &added[1..] {
+        assert!(
+            *code == added[0].1,
+            "{} and {} add different xl_rex.c; one command, one source",
+            added[0].0.display(),
+            dir.display()
+        );
+    }
 }
 
 /// The contents of a file a git-format-patch adds (`new file mode`).
@@ -402,13 +505,14 @@ fn new_file_in_patch(patch: &str, path: &str) -> Option<String> {
 
 #[test]
 fn every_patch_is_in_format_patch_form_and_listed() {
-    let dir = Path::new(REPO).join("xl-patch");
-    let series = fs::read_to_string(dir.join("series")).unwrap();
-    let listed: Vec<&str> = series
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    let mut on_disk: Vec<String> = fs::read_dir(&dir)
+    for dir in series_dirs() {
+        patches_are_in_format_patch_form_and_listed(&dir);
+    }
+}
+
+fn patches_are_in_format_patch_form_and_listed(dir: &Path) {
+    let listed = listed_patches(dir);
+    let mut on_disk: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".patch"))
@@ -416,10 +520,11 @@ fn every_patch_is_in_format_patch_form_and_listed() {
     on_disk.sort();
     assert_eq!(
         listed, on_disk,
-        "xl-patch/series must list every patch, in order"
+        "{}/series must list every patch, in order",
+        dir.display()
     );
     for name in listed {
-        let patch = fs::read_to_string(dir.join(name)).unwrap();
+        let patch = fs::read_to_string(dir.join(&name)).unwrap();
         for field in [
             "\nFrom: ",
             "\nSubject: [PATCH ",
@@ -484,14 +589,14 @@ fn real_librex_reports_a_missing_policy_by_name() {
 
 #[test]
 #[ignore = "needs network (first run) and root or sudo (build deps); tests/run-all runs it"]
-fn default_library_path_is_under_libdir() {
+fn default_library_path_is_under_libdir_in_a_directory_of_the_release() {
     built(); // installs dpkg-dev on a fresh machine
     let multiarch = Command::new("dpkg-architecture")
         .arg("-qDEB_HOST_MULTIARCH")
         .output()
         .expect("run dpkg-architecture");
     let multiarch = String::from_utf8(multiarch.stdout).unwrap();
-    let default = format!("/usr/lib/{}/rex/librex.so", multiarch.trim());
+    let default = format!("/usr/lib/{}/rex/xen-{RELEASE}/librex.so", multiarch.trim());
     assert!(
         !Path::new(&default).exists(),
         "{default} is installed here; this test expects it absent"

@@ -12,7 +12,7 @@ int main(void)
 {
     char arg0[] = "rex";
     char *argv[] = { arg0, NULL };
-    const char *version;
+    const char *version, *release;
     uint32_t abi;
     int rc;
 
@@ -22,9 +22,8 @@ int main(void)
                 (unsigned)REX_ABI_VERSION);
         return 1;
     }
-    /* (A minor check, `(abi & 0xffff) < MINOR`, is always false while
-     * MINOR is 0 and -Wextra rejects it; equality above covers it.) */
-    if ((abi >> 16) != REX_ABI_VERSION_MAJOR) {
+    if ((abi >> 16) != REX_ABI_VERSION_MAJOR ||
+        (abi & 0xffff) < REX_ABI_VERSION_MINOR) {
         fprintf(stderr, "abi: incompatible %#x\n", (unsigned)abi);
         return 1;
     }
@@ -35,12 +34,19 @@ int main(void)
         return 1;
     }
 
+    release = rex_xen_release();
+    if (!release || !strchr(release, '.')) {
+        fprintf(stderr, "abi: Xen release '%s' is not MAJOR.MINOR\n",
+                release ? release : "(null)");
+        return 1;
+    }
+
     rc = rex_xl_main(NULL, NULL, 1, argv);
     if (rc != REX_ERR_INVALID) {
         fprintf(stderr, "abi: rex_xl_main(NULL ctx) = %d\n", rc);
         return 1;
     }
 
-    printf("%s %u\n", version, (unsigned)abi);
+    printf("%s %u %s\n", version, (unsigned)abi, release);
     return 0;
 }

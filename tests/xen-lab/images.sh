@@ -96,7 +96,7 @@ build_domu_image() {
     (cd "$img" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/domU.cpio.gz"
 }
 
-# The dom0 image. Uses, when present: target/xl-rex/xl (patched xl),
+# The dom0 image. Uses, when present: target/xl-rex/4.17/xl (patched xl),
 # target/release/librex.so and target/release/rex.
 build_dom0_image() {
     local img=$OUT/dom0-root cache=$OUT/cache/root kver xl b m
@@ -109,8 +109,8 @@ build_dom0_image() {
     copy_with_libs /bin/bash /bin/bash "$img"
 
     xl=$cache/usr/lib/xen-4.17/bin/xl
-    if [ -x "$ROOT/target/xl-rex/xl" ]; then
-        xl=$ROOT/target/xl-rex/xl
+    if [ -x "$ROOT/target/xl-rex/4.17/xl" ]; then
+        xl=$ROOT/target/xl-rex/4.17/xl
         echo patched > "$img/lab/xl-kind"
     else
         echo stock > "$img/lab/xl-kind"

@@ -3,7 +3,8 @@
  * fake_librex.c - a stand-in for librex, for tests/xl_patch.rs.
  *
  * Built with -DFAKE_ABI=<packed version> to test xl's ABI check, and
- * with -DNO_ABI_SYMBOL to test a library that is not librex at all. Its
+ * with -DNO_ABI_SYMBOL to test a library that is not librex at all, and
+ * with -DFAKE_XEN_RELEASE='"X.Y"' for the Xen release it claims. Its
  * rex_xl_main prints what xl passed it, one line, and returns
  * $FAKE_REX_STATUS (default 0).
  */
@@ -27,6 +28,11 @@ uint32_t rex_abi_version(void)
 const char *rex_version(void)
 {
     return "fake";
+}
+
+const char *rex_xen_release(void)
+{
+    return FAKE_XEN_RELEASE;
 }
 
 int rex_xl_main(struct libxl__ctx *ctx, struct xentoollog_logger *logger,
