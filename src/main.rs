@@ -1,7 +1,7 @@
 //! `rex`: the command-line front end.
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 mod plot;
@@ -21,6 +21,9 @@ enum Command {
     Decompose(cli::decompose::Args),
     /// Run the reallocator as a daemon on this Xen host
     Run(cli::run::Args),
+    /// Write rex's man pages (rex.8, rex-SUBCOMMAND.8) to a directory
+    #[command(hide = true)]
+    Man(cli::man::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +33,6 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cli::simulate::main(args),
         Command::Decompose(args) => cli::decompose::main(args),
         Command::Run(args) => cli::run::main(args),
+        Command::Man(args) => cli::man::main(args, Cli::command()),
     }
 }

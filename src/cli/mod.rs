@@ -2,5 +2,6 @@
 //! `main` that returns the process exit code.
 
 pub mod decompose;
+pub mod man;
 pub mod run;
 pub mod simulate;

@@ -50,12 +50,14 @@ pub const POLICY_KEYS: &[&str] = &[
     "decomposition",
 ];
 
-const DOMAIN_KEYS: &[&str] = &[
+/// Keys of a `domains` entry.
+pub const DOMAIN_KEYS: &[&str] = &[
     "name", "sla_ms", "cap", "memory", "cap_min", "cap_max", "mem_min", "mem_max", "weight",
     "priority", "load", "force",
 ];
 
-const ROW_KEYS: &[&str] = &["domain", "load", "cap", "memory", "sla_ms"];
+/// Keys of a `decomposition` row.
+pub const ROW_KEYS: &[&str] = &["domain", "load", "cap", "memory", "sla_ms"];
 
 /// Smallest memory bound rex takes without `force`, kB.
 const MIN_MEMORY_BOUND_KB: KiB = 16 * 1024;
