@@ -1,10 +1,15 @@
 # Sourced by run.sh: fetch Debian's Xen and kernel packages, build the dom0
 # and guest initramfs images. Expects LAB (this directory), OUT
-# (target/xen-lab), ROOT (the repository) and log().
+# (target/xen-lab), ROOT (the repository), XEN_RELEASE (4.17 or 4.20),
+# REX_BUILD (where rex and librex.so were built for that release) and log().
+# For 4.20 run.sh calls these inside a Debian 13 chroot, so that apt, ldd and
+# the libraries copied into dom0 are Debian 13's.
 
-XEN_PACKAGES="xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils
+XEN_RELEASE=${XEN_RELEASE:-4.17}
+REX_BUILD=${REX_BUILD:-$ROOT/target/release}
+XEN_PACKAGES="xen-hypervisor-$XEN_RELEASE-amd64 xen-utils-$XEN_RELEASE xen-utils-common xenstore-utils
   libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
-  libxenhypfs1 libxenmisc4.17 libxenstore4 libxentoolcore1 libxentoollog1 libyajl2"
+  libxenhypfs1 libxenmisc$XEN_RELEASE libxenstore4 libxentoolcore1 libxentoollog1 libyajl2"
 
 # Host tools the lab needs; installed with apt-get when missing.
 ensure_host_packages() {
@@ -35,11 +40,11 @@ fetch_packages() {
         kpkg=$(current_kernel_package)
     fi
     [ -n "$kpkg" ] || { log "cannot resolve linux-image-amd64"; return 1; }
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$kpkg" ]; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$kpkg $XEN_RELEASE" ]; then
         return 0
     fi
     mkdir -p "$debs"
-    log "downloading $kpkg and Xen 4.17 packages"
+    log "downloading $kpkg and Xen $XEN_RELEASE packages"
     # apt's _apt user cannot write into root's tree; the download runs as root.
     (cd "$debs" && timeout 600 apt-get download -qq $XEN_PACKAGES "$kpkg" 2>&1 |
         grep -v '^W: Download is performed unsandboxed' || true)
@@ -50,7 +55,7 @@ fetch_packages() {
     rm -rf "$OUT/cache/root"
     mkdir -p "$OUT/cache/root"
     for p in "$debs"/*.deb; do dpkg -x "$p" "$OUT/cache/root"; done
-    echo "$kpkg" > "$stamp"
+    echo "$kpkg $XEN_RELEASE" > "$stamp"
 }
 
 # Copies binary $1 to $2 inside the image $3, with every library ldd lists.
@@ -65,17 +70,42 @@ copy_with_libs() {
         done
 }
 
-# The ELF kernel inside a bzImage (xz payload, as Debian builds it).
+# The ELF kernel inside a bzImage: an xz payload (Debian 12) or a zstd one
+# (Debian 13).
 extract_vmlinux() {
     local offset
     offset=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$1" | head -n1 | cut -d: -f1)
-    [ -n "$offset" ] || { log "no xz payload in $1"; return 1; }
-    # xz stops at the payload's end and complains about the trailer.
-    tail -c +$((offset + 1)) "$1" | xz -dc 2>/dev/null || true
+    if [ -n "$offset" ]; then
+        # xz stops at the payload's end and complains about the trailer.
+        tail -c +$((offset + 1)) "$1" | xz -dc 2>/dev/null || true
+        return
+    fi
+    offset=$(LC_ALL=C grep -obUaP '\x28\xb5\x2f\xfd' "$1" | head -n1 | cut -d: -f1)
+    [ -n "$offset" ] || { log "no xz or zstd payload in $1"; return 1; }
+    tail -c +$((offset + 1)) "$1" | zstd -dcq 2>/dev/null || true
+}
+
+# Debian 12 ships modules in /lib/modules, Debian 13 in /usr/lib/modules.
+modules_dir() {
+    ls -d "$OUT"/cache/root/lib/modules "$OUT"/cache/root/usr/lib/modules 2>/dev/null | head -n1
+}
+
+# install_module PATH DEST: the module PATH (without .ko) as DEST, plain:
+# Debian 13 ships them xz-compressed, which busybox's insmod may not read.
+install_module() {
+    mkdir -p "$(dirname "$2")"
+    if [ -f "$1.ko" ]; then
+        install -m 0644 "$1.ko" "$2"
+    elif [ -f "$1.ko.xz" ]; then
+        xz -dc "$1.ko.xz" > "$2"
+    else
+        log "module $1 not found"
+        return 1
+    fi
 }
 
 kernel_version() {
-    basename "$(ls -d "$OUT"/cache/root/lib/modules/*-amd64 | head -n1)"
+    basename "$(ls -d "$(modules_dir)"/*-amd64 | head -n1)"
 }
 
 build_domu_image() {
@@ -92,12 +122,12 @@ build_domu_image() {
         install -s -m 0755 "$OUT/rex-agent" "$img/bin/rex-agent"
     fi
     echo "rex xen lab guest" > "$img/www/index.html"
-    install -m 0644 "$OUT/cache/root/lib/modules/$kver/kernel/drivers/net/xen-netfront.ko" "$img/lib/"
+    install_module "$(modules_dir)/$kver/kernel/drivers/net/xen-netfront" "$img/lib/xen-netfront.ko"
     (cd "$img" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/domU.cpio.gz"
 }
 
-# The dom0 image. Uses, when present: target/xl-rex/4.17/xl (patched xl),
-# target/release/librex.so and target/release/rex.
+# The dom0 image. Uses, when present: target/xl-rex/RELEASE/xl (patched
+# xl), and rex and librex.so in REX_BUILD.
 build_dom0_image() {
     local img=$OUT/dom0-root cache=$OUT/cache/root kver xl b m
     kver=$(kernel_version)
@@ -108,16 +138,22 @@ build_dom0_image() {
     install -m 0644 "$LAB"/dom0/*.sh "$img/lab/"
     copy_with_libs /bin/bash /bin/bash "$img"
 
-    xl=$cache/usr/lib/xen-4.17/bin/xl
-    if [ -x "$ROOT/target/xl-rex/4.17/xl" ]; then
-        xl=$ROOT/target/xl-rex/4.17/xl
+    local bin=/usr/lib/xen-$XEN_RELEASE/bin
+    xl=$cache$bin/xl
+    if [ -x "$ROOT/target/xl-rex/$XEN_RELEASE/xl" ]; then
+        xl=$ROOT/target/xl-rex/$XEN_RELEASE/xl
         echo patched > "$img/lab/xl-kind"
     else
         echo stock > "$img/lab/xl-kind"
     fi
-    copy_with_libs "$xl" /usr/lib/xen-4.17/bin/xl "$img"
+    copy_with_libs "$xl" "$bin/xl" "$img"
     for b in xenstored xenconsoled xen-init-dom0; do
-        copy_with_libs "$cache/usr/lib/xen-4.17/bin/$b" "/usr/lib/xen-4.17/bin/$b" "$img"
+        # Debian 13 moved xenstored out of the per-release directory.
+        if [ -x "$cache$bin/$b" ]; then
+            copy_with_libs "$cache$bin/$b" "$bin/$b" "$img"
+        else
+            copy_with_libs "$(ls "$cache"/usr/sbin/"$b" "$cache"/usr/lib/xen*/bin/"$b" 2>/dev/null | head -n1)" "$bin/$b" "$img"
+        fi
     done
     copy_with_libs "$cache/usr/bin/xenstore" /usr/bin/xenstore "$img"
     for b in read write rm ls list exists chmod watch; do
@@ -134,20 +170,20 @@ build_dom0_image() {
     for m in drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn \
         drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/net/xen-netback/xen-netback \
         net/llc/llc net/802/stp net/bridge/bridge; do
-        install -D -m 0644 "$cache/lib/modules/$kver/kernel/$m.ko" \
+        install_module "$(modules_dir)/$kver/kernel/$m" \
             "$img/lib/modules/$kver/kernel/$m.ko"
     done
 
     install -m 0755 "$OUT/loadgen" "$img/usr/local/bin/loadgen"
-    if [ -x "$ROOT/target/release/rex" ]; then
-        copy_with_libs "$ROOT/target/release/rex" /usr/local/bin/rex "$img"
+    if [ -x "$REX_BUILD/rex" ]; then
+        copy_with_libs "$REX_BUILD/rex" /usr/local/bin/rex "$img"
     fi
-    if [ -f "$ROOT/target/release/librex.so" ]; then
-        copy_with_libs "$ROOT/target/release/librex.so" /usr/lib/librex.so "$img"
+    if [ -f "$REX_BUILD/librex.so" ]; then
+        copy_with_libs "$REX_BUILD/librex.so" /usr/lib/librex.so "$img"
     fi
     {
         echo 'autoballoon="off"'
-        if [ -f "$ROOT/target/release/librex.so" ]; then
+        if [ -f "$REX_BUILD/librex.so" ]; then
             echo 'rex.enable=1'
             echo 'rex.library="/usr/lib/librex.so"'
             echo 'rex.policy="/etc/rex/policy.cfg"'
