@@ -61,6 +61,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         value: Some("MS"),
         help: "Milliseconds between ticks, 10..=3600000 (overrides the policy's `interval`)",
     },
+    OptionSpec {
+        long: "metrics",
+        short: None,
+        value: Some("FILE"),
+        help: "Write metrics in the Prometheus text format to FILE after every tick, \
+               atomically (for node_exporter's textfile collector)",
+    },
 ];
 
 /// The range `--interval` accepts, ms.
@@ -82,6 +89,8 @@ pub struct DaemonArgs {
     pub verbose: bool,
     /// Milliseconds between ticks (overrides the policy's `interval`).
     pub interval: Option<u64>,
+    /// Where to write the metrics after every tick.
+    pub metrics: Option<PathBuf>,
 }
 
 impl Default for DaemonArgs {
@@ -93,6 +102,7 @@ impl Default for DaemonArgs {
             json: false,
             verbose: false,
             interval: None,
+            metrics: None,
         }
     }
 }
@@ -208,6 +218,14 @@ impl DaemonArgs {
             ("json", None) => self.json = true,
             ("verbose", None) => self.verbose = true,
             ("interval", Some(v)) => self.interval = Some(interval_ms(spec.long, v)?),
+            ("metrics", Some(v)) if v.is_empty() => {
+                return Err(ArgsError::BadValue {
+                    option: spec.long,
+                    value: String::new(),
+                    why: "a metrics file's path cannot be empty".into(),
+                })
+            }
+            ("metrics", Some(v)) => self.metrics = Some(PathBuf::from(v)),
             _ => unreachable!("every option of OPTIONS is handled"),
         }
         Ok(())

@@ -8,6 +8,7 @@
 //! force before are restored on the way out (inside xl, xl's own).
 
 pub mod args;
+pub mod metrics;
 pub mod summary;
 pub mod waiter;
 
@@ -41,6 +42,12 @@ pub enum DaemonError {
     Policy(crate::engine::PolicyError),
     #[error("poll loop")]
     Io(#[from] std::io::Error),
+    #[error("cannot write the metrics file {}", path.display())]
+    Metrics {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<DriverError> for DaemonError {
@@ -56,7 +63,7 @@ impl DaemonError {
     /// The rex_status / exit code for this error (see include/rex.h).
     pub fn status(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Policy(_) => 2,
+            Self::Config(_) | Self::Policy(_) | Self::Metrics { .. } => 2,
             Self::Host(_) | Self::Io(_) => 3,
         }
     }
@@ -103,10 +110,24 @@ pub fn run_loop<H: Host + EventSource>(
     waiter: &mut Waiter,
     args: &DaemonArgs,
 ) -> Result<Stopped, DaemonError> {
+    // A metrics file that cannot be written is refused before anything is
+    // changed (an empty exposition is a valid one).
+    let mut metrics = match &args.metrics {
+        Some(path) => {
+            metrics::write_atomically(path, b"").map_err(|source| DaemonError::Metrics {
+                path: path.clone(),
+                source,
+            })?;
+            Some(metrics::Metrics::new(path.clone()))
+        }
+        None => None,
+    };
+    let mut metrics_failures = Failures::default();
     let first = driver.tick()?;
     let config = driver.engine().config().clone();
     display.start(&first, &config);
     display.tick(&first, &config);
+    export(&mut metrics, &mut metrics_failures, &first, &config);
     watch_managed(driver, &first);
     if args.once {
         return Ok(Stopped::Once);
@@ -150,16 +171,48 @@ pub fn run_loop<H: Host + EventSource>(
             Wake::Ready => {}
         }
         if tick_now {
-            tick(driver, display, &mut failures);
+            if let Some(report) = tick(driver, display, &mut failures) {
+                let config = driver.engine().config();
+                export(&mut metrics, &mut metrics_failures, &report, config);
+            }
         }
     }
 }
 
+/// Records a tick in the metrics and rewrites their file; a write that
+/// fails is logged once while it lasts (the daemon goes on).
+fn export(
+    metrics: &mut Option<metrics::Metrics>,
+    failures: &mut Failures,
+    report: &TickReport,
+    config: &PolicyConfig,
+) {
+    let Some(metrics) = metrics else { return };
+    metrics.record(report, config);
+    match metrics.write() {
+        Ok(()) => {
+            if let Some(failed) = failures.ok() {
+                log::info!(
+                    "the metrics file {} is written again after {failed} failed writes",
+                    metrics.path().display()
+                );
+            }
+        }
+        Err(e) => {
+            let text = format!("cannot write the metrics file {}: {e}", metrics.path().display());
+            if failures.failed(&text) {
+                log::error!("{text} (reported once while it lasts)");
+            }
+        }
+    }
+}
+
+/// One tick, reported; its report when it worked.
 fn tick<H: Host + EventSource>(
     driver: &mut Driver<H>,
     display: &mut Display,
     failures: &mut Failures,
-) {
+) -> Option<TickReport> {
     match driver.tick() {
         Ok(report) => {
             if let Some(failed) = failures.ok() {
@@ -173,6 +226,7 @@ fn tick<H: Host + EventSource>(
             let config = driver.engine().config().clone();
             display.tick(&report, &config);
             watch_managed(driver, &report);
+            Some(report)
         }
         // A failed read (a domain vanishing mid-tick, xenstore hiccup) is
         // reported once while it lasts; the next tick tries again.
@@ -188,6 +242,7 @@ fn tick<H: Host + EventSource>(
             } else {
                 log::debug!("tick failed again: {text}");
             }
+            None
         }
     }
 }

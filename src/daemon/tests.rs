@@ -156,6 +156,7 @@ fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
         json: true,
         verbose: false,
         interval,
+        metrics: None,
     }
 }
 
@@ -322,5 +323,88 @@ fn once_ticks_once_without_waiting() {
         Stopped::Once
     );
     assert_eq!(events(&out).last().map(String::as_str), Some("timings"));
+    let _ = std::fs::remove_file(path);
+}
+
+/// Parses an exposition with the Prometheus project's own Python client
+/// (Debian's python3-prometheus-client, from tests/install-deps); returns
+/// "family type sample value" lines, or the parser's complaint.
+fn parsed_by_prometheus_client(path: &std::path::Path) -> String {
+    let script = "import sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        for f in text_string_to_metric_families(open(sys.argv[1]).read()):\n\
+        \x20   for s in f.samples:\n\
+        \x20       print(f.name, f.type, s.name, dict(sorted(s.labels.items())), s.value)\n";
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("run /usr/bin/python3 (tests/install-deps installs python3-prometheus-client)");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_metrics_file_is_rewritten_every_tick_and_parses() {
+    let _lock = signal_lock();
+    let path = policy_file("metrics", POLICY);
+    let metrics = std::env::temp_dir().join(format!("rex-daemon-{}-metrics.prom", std::process::id()));
+    let mut args = args(path.clone(), None);
+    args.metrics = Some(metrics.clone());
+    let config = load(&args).unwrap();
+    let host = ScriptedHost(Script {
+        raise_on_list: vec![(4, libc::SIGTERM)],
+        ..Script::default()
+    });
+    run(host, config, &args, Box::new(Shared::default())).unwrap();
+    let samples = parsed_by_prometheus_client(&metrics);
+    // vm1 is managed (its cap of 30 is within 10..60, so nothing moved);
+    // vm2 and dom0 are not, and are not exported.
+    assert!(
+        samples.contains("xen_rex_domain_cap_percent gauge xen_rex_domain_cap_percent {'domain': 'vm1'} 30.0"),
+        "{samples}"
+    );
+    assert!(!samples.contains("'vm2'") && !samples.contains("Domain-0"), "{samples}");
+    let ticks = samples
+        .lines()
+        .find_map(|l| l.strip_prefix("xen_rex_ticks counter xen_rex_ticks_total {} "))
+        .unwrap_or_else(|| panic!("no ticks counter in\n{samples}"));
+    assert!(ticks.parse::<f64>().unwrap() >= 3.0, "{ticks} ticks");
+    assert!(
+        samples.contains("xen_rex_apply_duration_seconds histogram"),
+        "{samples}"
+    );
+    let left: Vec<String> = std::fs::read_dir(metrics.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(&format!("rex-daemon-{}-metrics.prom.tmp", std::process::id())))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(metrics);
+}
+
+#[test]
+fn a_metrics_file_that_cannot_be_written_is_refused_before_the_first_tick() {
+    let _lock = signal_lock();
+    let path = policy_file("metrics-bad", POLICY);
+    let mut args = args(path.clone(), None);
+    args.metrics = Some(PathBuf::from("/nonexistent/dir/rex.prom"));
+    let config = load(&args).unwrap();
+    let out = Shared::default();
+    let err = run(ScriptedHost(Script::default()), config, &args, Box::new(out.clone())).unwrap_err();
+    assert_eq!(err.status(), 2);
+    let text = crate::error_chain(&err);
+    assert!(text.contains("/nonexistent/dir/rex.prom"), "{text}");
+    assert!(
+        !events(&out).iter().any(|e| e == "start" || e == "reallocation"),
+        "nothing may run before the refusal: {:?}",
+        events(&out)
+    );
     let _ = std::fs::remove_file(path);
 }

@@ -169,6 +169,29 @@ pub enum Reason {
     OverCommitted,
 }
 
+impl Reason {
+    /// A short stable name for the reason, without its figures: the
+    /// `reason` label of the metrics.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Guarantee => "guarantee",
+            Self::Ceiling => "ceiling",
+            Self::Saturated { .. } => "saturated",
+            Self::SlaMissed { .. } => "sla_missed",
+            Self::NearSla { .. } => "near_sla",
+            Self::Preempted { .. } => "preempted",
+            Self::Returned { .. } => "returned",
+            Self::Restored { .. } => "restored",
+            Self::Headroom => "headroom",
+            Self::MemoryPressure { .. } => "memory_pressure",
+            Self::Idle { .. } => "idle",
+            Self::SpareMemory { .. } => "spare_memory",
+            Self::SlaChanged => "sla_changed",
+            Self::OverCommitted => "over_committed",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,0 +1,418 @@
+//! `--metrics FILE`: what the daemon manages and does, in the Prometheus
+//! text exposition format (version 0.0.4), rewritten after every tick.
+//!
+//! The file is written beside its final name and renamed over it, so a
+//! reader (node_exporter's textfile collector, a cron job) never sees half
+//! a file. Names follow Prometheus' conventions (base units, `_total` for
+//! counters) under a `xen_rex_` prefix; a domain is labelled by its name,
+//! as `xl list` shows it. Only managed domains are exported.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::{Action, PolicyConfig};
+use crate::host::driver::TickReport;
+
+/// Upper bounds of the apply-latency histogram's buckets, seconds: from an
+/// in-process libxl call (about 2 ms under emulation) to a fork/exec of
+/// xl (100–200 ms) and beyond.
+const APPLY_BUCKETS_S: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// The counters kept between ticks, and where they are written.
+#[derive(Debug)]
+pub struct Metrics {
+    path: PathBuf,
+    ticks: u64,
+    /// Applied changes by (domain, kind, reason).
+    reallocations: BTreeMap<(String, &'static str, &'static str), u64>,
+    /// Changes the host refused, by (domain, kind).
+    errors: BTreeMap<(String, &'static str), u64>,
+    /// Seconds each SLA domain answered above its SLA (ticks × interval).
+    violation_s: BTreeMap<String, f64>,
+    /// Cumulative counts per bucket of APPLY_BUCKETS_S, then +Inf.
+    apply_buckets: [u64; APPLY_BUCKETS_S.len() + 1],
+    apply_sum_s: f64,
+    last_text: String,
+}
+
+impl Metrics {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            ticks: 0,
+            reallocations: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            violation_s: BTreeMap::new(),
+            apply_buckets: [0; APPLY_BUCKETS_S.len() + 1],
+            apply_sum_s: 0.0,
+            last_text: String::new(),
+        }
+    }
+
+    /// Counts one tick's report and renders the exposition.
+    pub fn record(&mut self, report: &TickReport, config: &PolicyConfig) {
+        self.ticks += 1;
+        let interval_s = config.host.interval_ms as f64 / 1000.0;
+        for applied in &report.applied {
+            let kind = kind(&applied.change.action);
+            let name = applied.change.name.clone();
+            match &applied.error {
+                None => {
+                    let key = (name, kind, applied.change.reason.key());
+                    *self.reallocations.entry(key).or_default() += 1;
+                    self.observe_apply(applied.elapsed);
+                }
+                Some(_) => *self.errors.entry((name, kind)).or_default() += 1,
+            }
+        }
+        for usage in &report.usage {
+            let Some(domain) = config.domain(&usage.name) else { continue };
+            let Some(sla_ms) = domain.sla_ms else { continue };
+            let seconds = self.violation_s.entry(usage.name.clone()).or_default();
+            if usage.report.response_ms.is_some_and(|r| r > sla_ms) {
+                *seconds += interval_s;
+            }
+        }
+        self.last_text = self.render(report, config);
+    }
+
+    fn observe_apply(&mut self, elapsed: Duration) {
+        let s = elapsed.as_secs_f64();
+        self.apply_sum_s += s;
+        for (bucket, bound) in self.apply_buckets.iter_mut().zip(APPLY_BUCKETS_S) {
+            if s <= bound {
+                *bucket += 1;
+            }
+        }
+        self.apply_buckets[APPLY_BUCKETS_S.len()] += 1;
+    }
+
+    /// The exposition of the last recorded tick.
+    pub fn text(&self) -> &str {
+        &self.last_text
+    }
+
+    /// Writes the last exposition to the file: a temporary file in the same
+    /// directory, then a rename over the old one.
+    pub fn write(&self) -> io::Result<()> {
+        write_atomically(&self.path, self.last_text.as_bytes())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn render(&self, report: &TickReport, config: &PolicyConfig) -> String {
+        let mut out = String::new();
+        let managed: Vec<_> = report
+            .usage
+            .iter()
+            .filter(|u| config.domain(&u.name).is_some())
+            .collect();
+        let gauge = |out: &mut String, name: &str, help: &str, rows: &mut dyn Iterator<Item = (String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (domain, value) in rows {
+                let _ = writeln!(out, "{name}{{domain=\"{}\"}} {}", escape(&domain), number(value));
+            }
+        };
+        gauge(
+            &mut out,
+            "xen_rex_domain_cap_percent",
+            "Scheduler cap of the domain, percent of one pCPU (0: uncapped).",
+            &mut managed.iter().map(|u| (u.name.clone(), f64::from(u.sched.cap))),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_weight",
+            "Scheduler weight of the domain.",
+            &mut managed.iter().map(|u| (u.name.clone(), f64::from(u.sched.weight))),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_cpu_usage_percent",
+            "CPU the domain used, smoothed, percent of one pCPU.",
+            &mut managed.iter().map(|u| (u.name.clone(), u.cpu_pct)),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_memory_target_bytes",
+            "Balloon target of the domain.",
+            &mut managed.iter().map(|u| (u.name.clone(), u.mem_target_kb as f64 * 1024.0)),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_memory_current_bytes",
+            "Memory the domain holds now.",
+            &mut managed.iter().map(|u| (u.name.clone(), u.mem_current_kb as f64 * 1024.0)),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_sla_seconds",
+            "Response-time SLA of the domain (SLA domains only).",
+            &mut managed.iter().filter_map(|u| {
+                let sla = config.domain(&u.name)?.sla_ms?;
+                Some((u.name.clone(), sla / 1000.0))
+            }),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_response_seconds",
+            "Response time the guest last reported (where it reports one).",
+            &mut managed
+                .iter()
+                .filter_map(|u| Some((u.name.clone(), u.report.response_ms? / 1000.0))),
+        );
+        out.push_str(
+            "# HELP xen_rex_domain_sla_violation_seconds_total Seconds the domain answered above its SLA.\n\
+             # TYPE xen_rex_domain_sla_violation_seconds_total counter\n",
+        );
+        for (domain, seconds) in &self.violation_s {
+            let _ = writeln!(
+                out,
+                "xen_rex_domain_sla_violation_seconds_total{{domain=\"{}\"}} {}",
+                escape(domain),
+                number(*seconds)
+            );
+        }
+        out.push_str(
+            "# HELP xen_rex_reallocations_total Changes applied, by domain, kind and reason.\n\
+             # TYPE xen_rex_reallocations_total counter\n",
+        );
+        for ((domain, kind, reason), n) in &self.reallocations {
+            let _ = writeln!(
+                out,
+                "xen_rex_reallocations_total{{domain=\"{}\",kind=\"{kind}\",reason=\"{reason}\"}} {n}",
+                escape(domain)
+            );
+        }
+        out.push_str(
+            "# HELP xen_rex_reallocation_errors_total Changes the host refused, by domain and kind.\n\
+             # TYPE xen_rex_reallocation_errors_total counter\n",
+        );
+        for ((domain, kind), n) in &self.errors {
+            let _ = writeln!(
+                out,
+                "xen_rex_reallocation_errors_total{{domain=\"{}\",kind=\"{kind}\"}} {n}",
+                escape(domain)
+            );
+        }
+        out.push_str(
+            "# HELP xen_rex_apply_duration_seconds Time to apply one change, decision to done.\n\
+             # TYPE xen_rex_apply_duration_seconds histogram\n",
+        );
+        for (bound, count) in APPLY_BUCKETS_S.iter().zip(self.apply_buckets) {
+            let _ = writeln!(out, "xen_rex_apply_duration_seconds_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let total = self.apply_buckets[APPLY_BUCKETS_S.len()];
+        let _ = writeln!(
+            out,
+            "xen_rex_apply_duration_seconds_bucket{{le=\"+Inf\"}} {total}\n\
+             xen_rex_apply_duration_seconds_sum {}\n\
+             xen_rex_apply_duration_seconds_count {total}",
+            number(self.apply_sum_s)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP xen_rex_ticks_total Ticks the daemon has run.\n\
+             # TYPE xen_rex_ticks_total counter\n\
+             xen_rex_ticks_total {}\n\
+             # HELP xen_rex_managed_domains Managed domains running now.\n\
+             # TYPE xen_rex_managed_domains gauge\n\
+             xen_rex_managed_domains {}\n\
+             # HELP xen_rex_dry_run 1 when rex decides but applies nothing.\n\
+             # TYPE xen_rex_dry_run gauge\n\
+             xen_rex_dry_run {}",
+            self.ticks,
+            managed.len(),
+            u8::from(report.dry_run)
+        );
+        out
+    }
+}
+
+fn kind(action: &Action) -> &'static str {
+    match action {
+        Action::Cap { .. } => "cap",
+        Action::Weight { .. } => "weight",
+        Action::Memory { .. } => "memory",
+    }
+}
+
+/// A label value as the text format wants it: `\`, `"` and newlines
+/// escaped. Domain names come from xl, but nothing stops one holding a quote.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A sample value: finite numbers as Rust prints them (shortest exact
+/// form), the rest in the format's own spelling.
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Writes `bytes` to `path` so a reader sees the old file or the new one,
+/// never a part: a temporary file beside it, synced, renamed over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    // A leading dot: node_exporter's collector reads *.prom files only.
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::policy::parse_policy_text;
+    use crate::engine::monitor::Usage;
+    use crate::engine::{Change, GuestReport, Reason, SchedParams};
+    use crate::host::driver::AppliedChange;
+
+    fn usage(name: &str, cap: u32, response_ms: Option<f64>) -> Usage {
+        Usage {
+            domid: 1,
+            name: name.into(),
+            cpu_pct: 19.0,
+            cpu_pct_raw: 19.0,
+            vcpus: 1,
+            sched: SchedParams { weight: 256, cap },
+            mem_current_kb: 65_536,
+            mem_target_kb: 65_536,
+            mem_max_kb: 131_072,
+            mem_used_kb: None,
+            report: GuestReport {
+                response_ms,
+                ..GuestReport::default()
+            },
+            has_cpu_sample: true,
+        }
+    }
+
+    fn raise(name: &str, from: u32, to: u32, error: Option<&str>) -> AppliedChange {
+        AppliedChange {
+            change: Change {
+                domid: 1,
+                name: name.into(),
+                action: Action::Cap { from, to },
+                reason: Reason::SlaMissed {
+                    response_ms: 1200.0,
+                    sla_ms: 900.0,
+                    from: vec![],
+                },
+            },
+            elapsed: Duration::from_micros(1500),
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn violations_reallocations_and_latencies_are_counted_across_ticks() {
+        let config = parse_policy_text(
+            "test.cfg",
+            "interval = 500\ndomains = [ \"name=web,sla_ms=900\", \"name=batch\" ]\n",
+        )
+        .unwrap();
+        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let tick = |usage: Vec<Usage>, applied: Vec<AppliedChange>| TickReport {
+            at_ns: 0,
+            usage,
+            applied,
+            dry_run: false,
+        };
+        // Two ticks above the SLA (one second at 500 ms a tick), one below.
+        for (response, applied) in [
+            (1200.0, vec![raise("web", 20, 30, None)]),
+            (1000.0, vec![raise("web", 30, 40, None), raise("web", 40, 50, Some("refused"))]),
+            (400.0, vec![]),
+        ] {
+            metrics.record(
+                &tick(
+                    vec![usage("web", 40, Some(response)), usage("batch", 20, None), usage("other", 0, None)],
+                    applied,
+                ),
+                &config,
+            );
+        }
+        let text = metrics.text();
+        for line in [
+            "xen_rex_domain_sla_violation_seconds_total{domain=\"web\"} 1",
+            "xen_rex_reallocations_total{domain=\"web\",kind=\"cap\",reason=\"sla_missed\"} 2",
+            "xen_rex_reallocation_errors_total{domain=\"web\",kind=\"cap\"} 1",
+            "xen_rex_apply_duration_seconds_bucket{le=\"0.001\"} 0",
+            "xen_rex_apply_duration_seconds_bucket{le=\"0.002\"} 2",
+            "xen_rex_apply_duration_seconds_count 2",
+            "xen_rex_domain_sla_seconds{domain=\"web\"} 0.9",
+            "xen_rex_domain_response_seconds{domain=\"web\"} 0.4",
+            "xen_rex_domain_cap_percent{domain=\"batch\"} 20",
+            "xen_rex_ticks_total 3",
+            "xen_rex_managed_domains 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("other"), "an unmanaged domain is not exported:\n{text}");
+        assert!(!text.contains("xen_rex_domain_sla_seconds{domain=\"batch\"}"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape("x\ny"), "x\\ny");
+    }
+
+    #[test]
+    fn numbers_use_the_formats_spelling() {
+        assert_eq!(number(0.5), "0.5");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(f64::INFINITY), "+Inf");
+        assert_eq!(number(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn a_write_replaces_the_file_whole_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("rex-metrics-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rex.prom");
+        write_atomically(&path, b"first\n").unwrap();
+        write_atomically(&path, b"second\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
+        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [std::ffi::OsString::from("rex.prom")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_into_a_missing_directory_fails_and_says_so() {
+        let err = write_atomically(Path::new("/nonexistent/dir/rex.prom"), b"x").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+}
