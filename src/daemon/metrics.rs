@@ -14,6 +14,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::engine::monitor::Usage;
 use crate::engine::{Action, PolicyConfig};
 use crate::host::driver::TickReport;
 
@@ -108,10 +109,26 @@ impl Metrics {
 
     fn render(&self, report: &TickReport, config: &PolicyConfig) -> String {
         let mut out = String::new();
-        let managed: Vec<_> = report
+        // The settings after this tick: what was observed, then what was
+        // applied on top of it.
+        let managed: Vec<Usage> = report
             .usage
             .iter()
             .filter(|u| config.domain(&u.name).is_some())
+            .map(|u| {
+                let mut u = u.clone();
+                let applied = report.applied.iter().filter(|a| {
+                    a.error.is_none() && !report.dry_run && a.change.domid == u.domid
+                });
+                for a in applied {
+                    match a.change.action {
+                        Action::Cap { to, .. } => u.sched.cap = to,
+                        Action::Weight { to, .. } => u.sched.weight = to,
+                        Action::Memory { to, .. } => u.mem_target_kb = to,
+                    }
+                }
+                u
+            })
             .collect();
         let gauge = |out: &mut String, name: &str, help: &str, rows: &mut dyn Iterator<Item = (String, f64)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -294,13 +311,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::policy::parse_policy_text;
-    use crate::engine::monitor::Usage;
     use crate::engine::{Change, GuestReport, Reason, SchedParams};
     use crate::host::driver::AppliedChange;
 
-    fn usage(name: &str, cap: u32, response_ms: Option<f64>) -> Usage {
+    fn usage(domid: u32, name: &str, cap: u32, response_ms: Option<f64>) -> Usage {
         Usage {
-            domid: 1,
+            domid,
             name: name.into(),
             cpu_pct: 19.0,
             cpu_pct_raw: 19.0,
@@ -353,11 +369,15 @@ mod tests {
         for (response, applied) in [
             (1200.0, vec![raise("web", 20, 30, None)]),
             (1000.0, vec![raise("web", 30, 40, None), raise("web", 40, 50, Some("refused"))]),
-            (400.0, vec![]),
+            (400.0, vec![raise("web", 40, 50, None)]),
         ] {
             metrics.record(
                 &tick(
-                    vec![usage("web", 40, Some(response)), usage("batch", 20, None), usage("other", 0, None)],
+                    vec![
+                        usage(1, "web", 40, Some(response)),
+                        usage(2, "batch", 20, None),
+                        usage(3, "other", 0, None),
+                    ],
                     applied,
                 ),
                 &config,
@@ -366,14 +386,15 @@ mod tests {
         let text = metrics.text();
         for line in [
             "xen_rex_domain_sla_violation_seconds_total{domain=\"web\"} 1",
-            "xen_rex_reallocations_total{domain=\"web\",kind=\"cap\",reason=\"sla_missed\"} 2",
+            "xen_rex_reallocations_total{domain=\"web\",kind=\"cap\",reason=\"sla_missed\"} 3",
             "xen_rex_reallocation_errors_total{domain=\"web\",kind=\"cap\"} 1",
             "xen_rex_apply_duration_seconds_bucket{le=\"0.001\"} 0",
-            "xen_rex_apply_duration_seconds_bucket{le=\"0.002\"} 2",
-            "xen_rex_apply_duration_seconds_count 2",
+            "xen_rex_apply_duration_seconds_bucket{le=\"0.002\"} 3",
+            "xen_rex_apply_duration_seconds_count 3",
             "xen_rex_domain_sla_seconds{domain=\"web\"} 0.9",
             "xen_rex_domain_response_seconds{domain=\"web\"} 0.4",
             "xen_rex_domain_cap_percent{domain=\"batch\"} 20",
+            "xen_rex_domain_cap_percent{domain=\"web\"} 50",
             "xen_rex_ticks_total 3",
             "xen_rex_managed_domains 2",
         ] {

@@ -68,12 +68,30 @@ exp1_rex() {
     else
         check "exp1_${phase}_meets_sla" false "vm2 mean $mean ms > SLA $SLA_MS ms"
     fi
+    metrics_check "exp1_${phase}_metrics" "/tmp/$phase.out"
     bad=$(awk '{ f = 20; c = ($1 == "vm2") ? 80 : 20; if ($2 < f || $2 > c) print $1 "=" $2 }' \
         "/tmp/caps-$phase" | sort -u | tr '\n' ' ')
     if [ -z "$bad" ] && [ "$status" = 0 ]; then
         check "exp1_${phase}_bounds" true "every guest's cap stayed within [floor, ceiling] ($(wc -l < "/tmp/caps-$phase") samples); rex exited 0 on SIGTERM"
     else
         check "exp1_${phase}_bounds" false "out of bounds: ${bad:-none}; rex exit status $status"
+    fi
+}
+
+# metrics_check NAME LOG: the --metrics file rex left beside LOG agrees
+# with Xen (vm2's cap as xl reads it now) and with the log (its count of
+# applied cap changes).
+metrics_check() {
+    local prom=$2.prom cap exported logged counted
+    cap=$(cap_of vm2)
+    exported=$(sed -n 's/^xen_rex_domain_cap_percent{domain="vm2"} //p' "$prom" 2>/dev/null)
+    logged=$(reallocations "$2" | grep -c '"name":"vm2"')
+    counted=$(awk '/^xen_rex_reallocations_total\{domain="vm2",kind="cap",/ { n += $2 } END { print n + 0 }' "$prom" 2>/dev/null)
+    if [ -n "$exported" ] && [ "$exported" = "$cap" ] && [ "$counted" = "$logged" ] &&
+        grep -q '^xen_rex_ticks_total [1-9]' "$prom"; then
+        check "$1" true "metrics file: vm2 cap $exported% as xl reads it, $counted cap changes as logged"
+    else
+        check "$1" false "metrics file: vm2 cap '${exported}' vs xl $cap, $counted cap changes vs $logged logged"
     fi
 }
 

@@ -181,9 +181,9 @@ ceiling_of() { if [ "$1" = vm2 ]; then echo 80; else echo 40; fi; }
 # KIND: xl (xl rex, libxl in xl's process), libxl or exec (rex run).
 start_rex() {
     case $1 in
-        xl) xl rex -c /etc/rex/policy.cfg -- --json > "$2" 2> "$2.err" & ;;
-        libxl) rex run -c /etc/rex/policy.cfg --actuator libxl --json > "$2" 2> "$2.err" & ;;
-        exec) rex run -c /etc/rex/policy.cfg --actuator exec --json > "$2" 2> "$2.err" & ;;
+        xl) xl rex -c /etc/rex/policy.cfg -- --json --metrics "$2.prom" > "$2" 2> "$2.err" & ;;
+        libxl) rex run -c /etc/rex/policy.cfg --actuator libxl --json --metrics "$2.prom" > "$2" 2> "$2.err" & ;;
+        exec) rex run -c /etc/rex/policy.cfg --actuator exec --json --metrics "$2.prom" > "$2" 2> "$2.err" & ;;
     esac
     REX_PID=$!
 }
