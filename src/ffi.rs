@@ -193,7 +193,9 @@ mod tests {
     #[test]
     fn xen_release_is_the_major_minor_of_the_linked_libxenlight() {
         // SAFETY: rex_xen_release returns a static C string.
-        let release = unsafe { CStr::from_ptr(rex_xen_release()) }.to_str().unwrap();
+        let release = unsafe { CStr::from_ptr(rex_xen_release()) }
+            .to_str()
+            .unwrap();
         let soname = format!("libxenlight.so.{release}");
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         assert!(

@@ -25,7 +25,11 @@ fn generated_pages() -> Vec<(String, String)> {
         .arg(&dir)
         .output()
         .expect("run rex man");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut pages: Vec<(String, String)> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| {
@@ -57,7 +61,10 @@ fn rex_man_writes_a_page_per_subcommand_with_every_option() {
         "one page for rex and one per subcommand (not clap's help, not man)"
     );
     for (name, page) in &pages {
-        assert!(page.starts_with(".ie") || page.contains(".TH "), "{name} is not roff");
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH "),
+            "{name} is not roff"
+        );
         let Some(sub) = name.strip_prefix("rex-").and_then(|n| n.strip_suffix(".8")) else {
             continue;
         };
@@ -93,7 +100,10 @@ fn rex_cfg_5_has_an_entry_for_every_policy_key() {
         } else {
             format!(".BI {key}= ")
         };
-        assert!(page.contains(&entry), "rex.cfg(5) lacks the entry key {key}");
+        assert!(
+            page.contains(&entry),
+            "rex.cfg(5) lacks the entry key {key}"
+        );
     }
 }
 
@@ -105,7 +115,10 @@ fn rex_agent_8_has_an_entry_for_every_option_of_its_usage() {
         .find(|l| l.starts_with("const USAGE: &str = "))
         .expect("rex-agent's USAGE");
     let options = long_options(usage.trim_end_matches("\";"));
-    assert!(options.contains("interval") && options.contains("once"), "{options:?}");
+    assert!(
+        options.contains("interval") && options.contains("once"),
+        "{options:?}"
+    );
     let page = read("packaging/rex-agent.8");
     for option in options {
         assert!(
@@ -117,7 +130,8 @@ fn rex_agent_8_has_an_entry_for_every_option_of_its_usage() {
 
 #[test]
 fn the_example_policy_is_one_rex_takes_and_manages_nothing() {
-    let policy = load_policy(&Path::new(REPO).join("packaging/rex.cfg")).expect("packaging/rex.cfg");
+    let policy =
+        load_policy(&Path::new(REPO).join("packaging/rex.cfg")).expect("packaging/rex.cfg");
     assert!(
         policy.domains.is_empty(),
         "a fresh install must not manage domains nobody listed"

@@ -437,7 +437,10 @@ fn there_is_a_series_for_debian_12_and_13() {
     assert_eq!(names, ["4.17", "4.20"]);
     let script = fs::read_to_string(Path::new(REPO).join("xl-patch/build-xl.sh")).unwrap();
     for name in &names {
-        assert!(script.contains(&format!("    {name})\n")), "build-xl.sh has no {name}");
+        assert!(
+            script.contains(&format!("    {name})\n")),
+            "build-xl.sh has no {name}"
+        );
     }
 }
 
@@ -519,7 +522,8 @@ fn patches_are_in_format_patch_form_and_listed(dir: &Path) {
         .collect();
     on_disk.sort();
     assert_eq!(
-        listed, on_disk,
+        listed,
+        on_disk,
         "{}/series must list every patch, in order",
         dir.display()
     );

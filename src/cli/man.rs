@@ -40,7 +40,10 @@ fn write_pages(dir: &Path, command: clap::Command) -> Result<Vec<PathBuf>, Strin
     let documented = |s: &&clap::Command| !s.is_hide_set() && s.get_name() != "help";
     for sub in command.get_subcommands().filter(documented) {
         let name = format!("rex-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
+        let sub = sub
+            .clone()
+            .name(name.clone())
+            .version(env!("CARGO_PKG_VERSION"));
         pages.push(write_page(dir, &name, sub)?);
     }
     Ok(pages)

@@ -21,7 +21,9 @@ use crate::host::driver::TickReport;
 /// Upper bounds of the apply-latency histogram's buckets, seconds: from an
 /// in-process libxl call (about 2 ms under emulation) to a fork/exec of
 /// xl (100–200 ms) and beyond.
-const APPLY_BUCKETS_S: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+const APPLY_BUCKETS_S: [f64; 10] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 /// The counters kept between ticks, and where they are written.
 #[derive(Debug)]
@@ -71,8 +73,12 @@ impl Metrics {
             }
         }
         for usage in &report.usage {
-            let Some(domain) = config.domain(&usage.name) else { continue };
-            let Some(sla_ms) = domain.sla_ms else { continue };
+            let Some(domain) = config.domain(&usage.name) else {
+                continue;
+            };
+            let Some(sla_ms) = domain.sla_ms else {
+                continue;
+            };
             let seconds = self.violation_s.entry(usage.name.clone()).or_default();
             if usage.report.response_ms.is_some_and(|r| r > sla_ms) {
                 *seconds += interval_s;
@@ -117,9 +123,10 @@ impl Metrics {
             .filter(|u| config.domain(&u.name).is_some())
             .map(|u| {
                 let mut u = u.clone();
-                let applied = report.applied.iter().filter(|a| {
-                    a.error.is_none() && !report.dry_run && a.change.domid == u.domid
-                });
+                let applied = report
+                    .applied
+                    .iter()
+                    .filter(|a| a.error.is_none() && !report.dry_run && a.change.domid == u.domid);
                 for a in applied {
                     match a.change.action {
                         Action::Cap { to, .. } => u.sched.cap = to,
@@ -130,23 +137,35 @@ impl Metrics {
                 u
             })
             .collect();
-        let gauge = |out: &mut String, name: &str, help: &str, rows: &mut dyn Iterator<Item = (String, f64)>| {
+        let gauge = |out: &mut String,
+                     name: &str,
+                     help: &str,
+                     rows: &mut dyn Iterator<Item = (String, f64)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for (domain, value) in rows {
-                let _ = writeln!(out, "{name}{{domain=\"{}\"}} {}", escape(&domain), number(value));
+                let _ = writeln!(
+                    out,
+                    "{name}{{domain=\"{}\"}} {}",
+                    escape(&domain),
+                    number(value)
+                );
             }
         };
         gauge(
             &mut out,
             "xen_rex_domain_cap_percent",
             "Scheduler cap of the domain, percent of one pCPU (0: uncapped).",
-            &mut managed.iter().map(|u| (u.name.clone(), f64::from(u.sched.cap))),
+            &mut managed
+                .iter()
+                .map(|u| (u.name.clone(), f64::from(u.sched.cap))),
         );
         gauge(
             &mut out,
             "xen_rex_domain_weight",
             "Scheduler weight of the domain.",
-            &mut managed.iter().map(|u| (u.name.clone(), f64::from(u.sched.weight))),
+            &mut managed
+                .iter()
+                .map(|u| (u.name.clone(), f64::from(u.sched.weight))),
         );
         gauge(
             &mut out,
@@ -158,13 +177,17 @@ impl Metrics {
             &mut out,
             "xen_rex_domain_memory_target_bytes",
             "Balloon target of the domain.",
-            &mut managed.iter().map(|u| (u.name.clone(), u.mem_target_kb as f64 * 1024.0)),
+            &mut managed
+                .iter()
+                .map(|u| (u.name.clone(), u.mem_target_kb as f64 * 1024.0)),
         );
         gauge(
             &mut out,
             "xen_rex_domain_memory_current_bytes",
             "Memory the domain holds now.",
-            &mut managed.iter().map(|u| (u.name.clone(), u.mem_current_kb as f64 * 1024.0)),
+            &mut managed
+                .iter()
+                .map(|u| (u.name.clone(), u.mem_current_kb as f64 * 1024.0)),
         );
         gauge(
             &mut out,
@@ -222,7 +245,10 @@ impl Metrics {
              # TYPE xen_rex_apply_duration_seconds histogram\n",
         );
         for (bound, count) in APPLY_BUCKETS_S.iter().zip(self.apply_buckets) {
-            let _ = writeln!(out, "xen_rex_apply_duration_seconds_bucket{{le=\"{bound}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "xen_rex_apply_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
         }
         let total = self.apply_buckets[APPLY_BUCKETS_S.len()];
         let _ = writeln!(
@@ -289,7 +315,10 @@ fn number(value: f64) -> String {
 /// Writes `bytes` to `path` so a reader sees the old file or the new one,
 /// never a part: a temporary file beside it, synced, renamed over it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
@@ -368,7 +397,13 @@ mod tests {
         // Two ticks above the SLA (one second at 500 ms a tick), one below.
         for (response, applied) in [
             (1200.0, vec![raise("web", 20, 30, None)]),
-            (1000.0, vec![raise("web", 30, 40, None), raise("web", 40, 50, Some("refused"))]),
+            (
+                1000.0,
+                vec![
+                    raise("web", 30, 40, None),
+                    raise("web", 40, 50, Some("refused")),
+                ],
+            ),
             (400.0, vec![raise("web", 40, 50, None)]),
         ] {
             metrics.record(
@@ -398,10 +433,19 @@ mod tests {
             "xen_rex_ticks_total 3",
             "xen_rex_managed_domains 2",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
-        assert!(!text.contains("other"), "an unmanaged domain is not exported:\n{text}");
-        assert!(!text.contains("xen_rex_domain_sla_seconds{domain=\"batch\"}"), "{text}");
+        assert!(
+            !text.contains("other"),
+            "an unmanaged domain is not exported:\n{text}"
+        );
+        assert!(
+            !text.contains("xen_rex_domain_sla_seconds{domain=\"batch\"}"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -426,7 +470,10 @@ mod tests {
         write_atomically(&path, b"first\n").unwrap();
         write_atomically(&path, b"second\n").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "second\n");
-        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, [std::ffi::OsString::from("rex.prom")]);
         fs::remove_dir_all(&dir).unwrap();
     }

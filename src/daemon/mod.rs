@@ -199,7 +199,10 @@ fn export(
             }
         }
         Err(e) => {
-            let text = format!("cannot write the metrics file {}: {e}", metrics.path().display());
+            let text = format!(
+                "cannot write the metrics file {}: {e}",
+                metrics.path().display()
+            );
             if failures.failed(&text) {
                 log::error!("{text} (reported once while it lasts)");
             }

@@ -353,7 +353,8 @@ fn parsed_by_prometheus_client(path: &std::path::Path) -> String {
 fn the_metrics_file_is_rewritten_every_tick_and_parses() {
     let _lock = signal_lock();
     let path = policy_file("metrics", POLICY);
-    let metrics = std::env::temp_dir().join(format!("rex-daemon-{}-metrics.prom", std::process::id()));
+    let metrics =
+        std::env::temp_dir().join(format!("rex-daemon-{}-metrics.prom", std::process::id()));
     let mut args = args(path.clone(), None);
     args.metrics = Some(metrics.clone());
     let config = load(&args).unwrap();
@@ -366,10 +367,15 @@ fn the_metrics_file_is_rewritten_every_tick_and_parses() {
     // vm1 is managed (its cap of 30 is within 10..60, so nothing moved);
     // vm2 and dom0 are not, and are not exported.
     assert!(
-        samples.contains("xen_rex_domain_cap_percent gauge xen_rex_domain_cap_percent {'domain': 'vm1'} 30.0"),
+        samples.contains(
+            "xen_rex_domain_cap_percent gauge xen_rex_domain_cap_percent {'domain': 'vm1'} 30.0"
+        ),
         "{samples}"
     );
-    assert!(!samples.contains("'vm2'") && !samples.contains("Domain-0"), "{samples}");
+    assert!(
+        !samples.contains("'vm2'") && !samples.contains("Domain-0"),
+        "{samples}"
+    );
     let ticks = samples
         .lines()
         .find_map(|l| l.strip_prefix("xen_rex_ticks counter xen_rex_ticks_total {} "))
@@ -382,7 +388,12 @@ fn the_metrics_file_is_rewritten_every_tick_and_parses() {
     let left: Vec<String> = std::fs::read_dir(metrics.parent().unwrap())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.contains(&format!("rex-daemon-{}-metrics.prom.tmp", std::process::id())))
+        .filter(|n| {
+            n.contains(&format!(
+                "rex-daemon-{}-metrics.prom.tmp",
+                std::process::id()
+            ))
+        })
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
     let _ = std::fs::remove_file(path);
@@ -397,12 +408,20 @@ fn a_metrics_file_that_cannot_be_written_is_refused_before_the_first_tick() {
     args.metrics = Some(PathBuf::from("/nonexistent/dir/rex.prom"));
     let config = load(&args).unwrap();
     let out = Shared::default();
-    let err = run(ScriptedHost(Script::default()), config, &args, Box::new(out.clone())).unwrap_err();
+    let err = run(
+        ScriptedHost(Script::default()),
+        config,
+        &args,
+        Box::new(out.clone()),
+    )
+    .unwrap_err();
     assert_eq!(err.status(), 2);
     let text = crate::error_chain(&err);
     assert!(text.contains("/nonexistent/dir/rex.prom"), "{text}");
     assert!(
-        !events(&out).iter().any(|e| e == "start" || e == "reallocation"),
+        !events(&out)
+            .iter()
+            .any(|e| e == "start" || e == "reallocation"),
         "nothing may run before the refusal: {:?}",
         events(&out)
     );
