@@ -172,17 +172,23 @@ impl Display {
 
     fn notice(&mut self, t: f64, applied: &AppliedChange, dry_run: bool) -> std::io::Result<()> {
         let c = &applied.change;
-        let (kind, from, to, unit) = match c.action {
-            Action::Cap { from, to } => ("cap", from as u64, to as u64, "%"),
-            Action::Weight { from, to } => ("weight", from as u64, to as u64, ""),
-            Action::Memory { from, to } => ("memory", from / MIB, to / MIB, " MiB"),
+        let kind = c.action.kind();
+        let (from, to) = c.action.values();
+        let (from, to, unit) = match c.action {
+            Action::Cap { .. } => (from.to_string(), to.to_string(), "%"),
+            Action::Weight { .. } => (from.to_string(), to.to_string(), ""),
+            Action::Memory { .. } => ((from / MIB).to_string(), (to / MIB).to_string(), " MiB"),
+            Action::BalloonFlag { uncooperative } => {
+                let word = |on: bool| if on { "yes" } else { "no" };
+                (word(!uncooperative).into(), word(uncooperative).into(), "")
+            }
         };
         if self.json {
             return writeln!(
                 self.out,
                 "{}",
                 json!({"event": "reallocation", "t": t, "domid": c.domid, "name": c.name,
-                       "kind": kind, "from": action_from(&c.action), "to": action_to(&c.action),
+                       "kind": kind, "from": c.action.values().0, "to": c.action.values().1,
                        "reason": c.reason.to_string(), "dry_run": dry_run,
                        "elapsed_us": applied.elapsed.as_secs_f64() * 1e6,
                        "error": applied.error})
@@ -232,18 +238,4 @@ fn cap_used_pct(u: &Usage) -> f64 {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-fn action_from(a: &Action) -> u64 {
-    match *a {
-        Action::Cap { from, .. } | Action::Weight { from, .. } => from as u64,
-        Action::Memory { from, .. } => from,
-    }
-}
-
-fn action_to(a: &Action) -> u64 {
-    match *a {
-        Action::Cap { to, .. } | Action::Weight { to, .. } => to as u64,
-        Action::Memory { to, .. } => to,
-    }
 }

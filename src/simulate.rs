@@ -46,6 +46,9 @@ pub struct VmResult {
     /// Times the guest ran out of memory (its OOM killer fired), all
     /// repetitions.
     pub oom_kills: usize,
+    /// Times rex found the guest's balloon uncooperative (and published
+    /// it), all repetitions.
+    pub uncooperative: usize,
 }
 
 impl VmResult {
@@ -213,6 +216,13 @@ fn run_once(
                 continue;
             };
             vm.reallocations += 1;
+            if applied.change.action
+                == (Action::BalloonFlag {
+                    uncooperative: true,
+                })
+            {
+                vm.uncooperative += 1;
+            }
             if let Action::Cap { from, to } = applied.change.action {
                 let up = to > from;
                 let domid = applied.change.domid;

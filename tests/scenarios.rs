@@ -425,3 +425,41 @@ fn a_dead_agents_frozen_figures_stop_moving_memory() {
     );
     assert!(at_40 + 32.0 < mem_at(&alive, 40.0), "{at_40} MiB");
 }
+
+/// A donor whose balloon driver hangs: rex asks it for memory, sees it
+/// not move, publishes it as uncooperative (squeezed's flag), sets its
+/// target back to what it holds and takes from the other donor instead.
+#[test]
+fn a_hung_donor_is_found_uncooperative_and_another_gives_instead() {
+    // 256 MiB for guests, 8 MiB of it free (below the slush): the hog's
+    // growth must come from the donors.
+    let s = scenario_of(
+        r#"[ "name=hog,cap=20,cap_min=10,cap_max=70,mem_min=96M,mem_max=256M,memory=96M",
+             "name=hung,cap=10,cap_min=10,cap_max=70,mem_min=32M,mem_max=256M,memory=32M",
+             "name=spare,cap=10,cap_min=10,cap_max=70,mem_min=32M,mem_max=256M,memory=32M" ]"#,
+        r#"[ "name=hog,cap=20,memory=96M,maxmem=256M,clients=3,think_ms=1000,demand_ms=9.5,working_set=120M",
+             "name=hung,cap=20,memory=80M,maxmem=256M,clients=1,think_ms=1000,demand_ms=9.5,working_set=16M",
+             "name=spare,cap=20,memory=72M,maxmem=256M,clients=1,think_ms=1000,demand_ms=9.5,working_set=16M" ]"#,
+        "balloon_timeout = 5000\nevents = [ \"at=0,vm=hung,balloon=stuck\" ]",
+    );
+    let rex = run(&s, Law::Rex, None).unwrap();
+    let hung = rex.vm("hung").unwrap();
+    assert!(hung.uncooperative >= 1, "never flagged");
+    let hung_mem = series(&rex, "hung");
+    assert!(
+        hung_mem.iter().all(|p| (p.mem_mib - 80.0).abs() < 0.01),
+        "a hung balloon moved"
+    );
+    let spare = series(&rex, "spare");
+    let lowest = spare
+        .iter()
+        .map(|p| p.mem_mib)
+        .fold(f64::INFINITY, f64::min);
+    assert!(lowest < 72.0, "the working donor gave nothing");
+    let hog_max = series(&rex, "hog")
+        .iter()
+        .map(|p| p.mem_mib)
+        .fold(0.0, f64::max);
+    assert!(hog_max > 96.0, "the hog was never grown");
+    assert_eq!(rex.vm("hog").unwrap().oom_kills, 0);
+}

@@ -219,6 +219,7 @@ fn print_json(name: &str, runs: &[RunResult]) -> std::io::Result<()> {
                         "mem_above_guarantee_mib_s": per_run(vm.mem_above_guarantee_mib_s),
                         "collateral_pct": collateral,
                         "oom_kills": vm.oom_kills,
+                        "uncooperative": vm.uncooperative,
                     })
                 })
                 .collect();
@@ -286,6 +287,16 @@ fn print_tables(scenario: &Scenario, runs: &[RunResult]) -> std::io::Result<()> 
                 run.law.name(),
                 vm.name,
                 vm.oom_kills,
+                run.repetitions
+            )?;
+        }
+        for vm in run.vms.iter().filter(|vm| vm.uncooperative > 0) {
+            writeln!(
+                out,
+                "{}: {}'s balloon found uncooperative {} time(s) over {} run(s)",
+                run.law.name(),
+                vm.name,
+                vm.uncooperative,
                 run.repetitions
             )?;
         }

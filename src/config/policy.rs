@@ -9,6 +9,7 @@
 //! mem_pressure = 10                # a guest with less free (% of MemTotal)...
 //! mem_pressure_min = "16M"         # ...or less than this is grown
 //! sla_target = 85                  # % of each SLA rex aims for (10..=100)
+//! balloon_timeout = 20000          # ms a balloon has to halve its gap to its target
 //! headroom = 1                     # 0: leave the free pool unallocated
 //! domains = [ "name=vm2,sla_ms=900,cap_min=20,cap_max=80,mem_min=64M,mem_max=128M" ]
 //! decomposition = [ "domain=vm2,load=40,cap=20,memory=64M" ]
@@ -41,6 +42,7 @@ pub const POLICY_KEYS: &[&str] = &[
     "max_step_cap",
     "max_step_memory",
     "cooldown",
+    "balloon_timeout",
     "smoothing",
     "mem_pressure",
     "mem_pressure_min",
@@ -197,6 +199,9 @@ fn parse_host_policy(cfg: &mut XluConfig) -> Result<HostPolicy, ConfigError> {
     }
     if let Some(n) = number_in(cfg, "cooldown", 0..=1000)? {
         host.cooldown_ticks = n as u32;
+    }
+    if let Some(n) = number_in(cfg, "balloon_timeout", 1000..=3_600_000)? {
+        host.balloon_timeout_ms = n as u64;
     }
     // Percentages, since xl's syntax has no fractions: 50 means 0.5.
     if let Some(n) = number_in(cfg, "smoothing", 1..=100)? {

@@ -61,7 +61,7 @@ impl Metrics {
         self.ticks += 1;
         let interval_s = config.host.interval_ms as f64 / 1000.0;
         for applied in &report.applied {
-            let kind = kind(&applied.change.action);
+            let kind = Action::kind(&applied.change.action);
             let name = applied.change.name.clone();
             match &applied.error {
                 None => {
@@ -132,6 +132,7 @@ impl Metrics {
                         Action::Cap { to, .. } => u.sched.cap = to,
                         Action::Weight { to, .. } => u.sched.weight = to,
                         Action::Memory { to, .. } => u.mem_target_kb = to,
+                        Action::BalloonFlag { .. } => {}
                     }
                 }
                 u
@@ -274,14 +275,6 @@ impl Metrics {
             u8::from(report.dry_run)
         );
         out
-    }
-}
-
-fn kind(action: &Action) -> &'static str {
-    match action {
-        Action::Cap { .. } => "cap",
-        Action::Weight { .. } => "weight",
-        Action::Memory { .. } => "memory",
     }
 }
 

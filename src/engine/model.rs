@@ -120,6 +120,33 @@ pub enum Action {
     Weight { from: u32, to: u32 },
     /// New balloon target.
     Memory { from: KiB, to: KiB },
+    /// The domain's balloon is (or is no longer) taken as uncooperative:
+    /// published as xenstore `memory/uncooperative`, as squeezed does.
+    BalloonFlag { uncooperative: bool },
+}
+
+impl Action {
+    /// What the change moves: `cap`, `weight`, `memory` or `uncooperative`
+    /// (the display's word and the metrics' `kind` label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Cap { .. } => "cap",
+            Self::Weight { .. } => "weight",
+            Self::Memory { .. } => "memory",
+            Self::BalloonFlag { .. } => "uncooperative",
+        }
+    }
+
+    /// The value before and after, as numbers (a flag is 0 or 1).
+    pub fn values(&self) -> (u64, u64) {
+        match *self {
+            Self::Cap { from, to } | Self::Weight { from, to } => (from.into(), to.into()),
+            Self::Memory { from, to } => (from, to),
+            Self::BalloonFlag { uncooperative } => {
+                (u64::from(!uncooperative), uncooperative.into())
+            }
+        }
+    }
 }
 
 /// Why a change was made: which bound or signal decided it.
@@ -167,6 +194,16 @@ pub enum Reason {
     SlaChanged,
     /// Shrunk so the sum fits the pool after capacity fell.
     OverCommitted,
+    /// The balloon did not close half its gap to the target within the
+    /// balloon timeout: the target is set back to what it holds, and its
+    /// memory left alone for a while.
+    BalloonStuck {
+        current_kb: KiB,
+        target_kb: KiB,
+        waited_s: f64,
+    },
+    /// An uncooperative domain's probation is over: managed again.
+    BalloonRetried,
 }
 
 impl Reason {
@@ -188,6 +225,8 @@ impl Reason {
             Self::SpareMemory { .. } => "spare_memory",
             Self::SlaChanged => "sla_changed",
             Self::OverCommitted => "over_committed",
+            Self::BalloonStuck { .. } => "balloon_stuck",
+            Self::BalloonRetried => "balloon_retried",
         }
     }
 }
@@ -236,6 +275,19 @@ impl fmt::Display for Reason {
             }
             Self::SlaChanged => f.write_str("SLA changed"),
             Self::OverCommitted => f.write_str("over-committed: pool shrank"),
+            Self::BalloonStuck {
+                current_kb,
+                target_kb,
+                waited_s,
+            } => write!(
+                f,
+                "balloon stuck: at {} MiB, target {} MiB, after {waited_s:.0} s; left alone",
+                current_kb / 1024,
+                target_kb / 1024
+            ),
+            Self::BalloonRetried => {
+                f.write_str("balloon retried: its probation as uncooperative is over")
+            }
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct HostPolicy {
     pub max_step_cap: u32,
     /// Largest memory change in one tick.
     pub max_step_mem_kb: KiB,
+    /// A balloon that does not close half its gap to its target within
+    /// this long is uncooperative, ms.
+    pub balloon_timeout_ms: u64,
     /// Ticks a domain is left alone after a change in the other direction.
     pub cooldown_ticks: u32,
     /// Smoothing factor of the CPU usage EWMA, (0, 1]; 1 = no smoothing.
@@ -146,6 +149,7 @@ impl Default for HostPolicy {
             deadband_mem_kb: 4 * 1024,
             max_step_cap: 20,
             max_step_mem_kb: 64 * 1024,
+            balloon_timeout_ms: 20_000,
             cooldown_ticks: 3,
             smoothing: 0.5,
             mem_pressure_free_pct: 10.0,

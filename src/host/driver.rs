@@ -153,6 +153,9 @@ impl<H: Host> Driver<H> {
             Action::Cap { to, .. } => self.host.set_cap(change.domid, to),
             Action::Weight { to, .. } => self.host.set_weight(change.domid, to),
             Action::Memory { to, .. } => self.host.set_memory_target(change.domid, to),
+            Action::BalloonFlag { uncooperative } => {
+                self.host.set_uncooperative(change.domid, uncooperative)
+            }
         }
     }
 }

@@ -261,6 +261,12 @@ impl<H: Host> Host for ExecHost<H> {
             })
     }
 
+    /// xl has no command for it: written through the reading backend's
+    /// xenstore connection, as the guests' values are read.
+    fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
+        self.reads.set_uncooperative(domid, uncooperative)
+    }
+
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
         self.reads.guest_report(domid)
     }

@@ -215,6 +215,10 @@ fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> super::BoxError {
     Box::new(e)
 }
 
+/// squeezed's flag for a domain whose balloon does not follow its target,
+/// under the domain's xenstore path (dom0-owned: the guest can read it).
+pub const UNCOOPERATIVE_KEY: &str = "memory/uncooperative";
+
 impl<C: Context> Host for LibxlHost<C> {
     fn now_ns(&mut self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
@@ -332,6 +336,22 @@ impl<C: Context> Host for LibxlHost<C> {
                 domid,
                 source: boxed(e),
             })
+    }
+
+    fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
+        let Some(xs) = &self.xenstore else {
+            return Ok(());
+        };
+        let path = format!("/local/domain/{domid}/{UNCOOPERATIVE_KEY}");
+        let result = if uncooperative {
+            xs.write(&path, b"1")
+        } else {
+            xs.remove(&path)
+        };
+        result.map_err(|e| HostError::SetFlag {
+            domid,
+            source: boxed(e),
+        })
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {

@@ -49,6 +49,12 @@ pub enum HostError {
         #[source]
         source: BoxError,
     },
+    #[error("publishing the uncooperative flag of domain {domid} failed")]
+    SetFlag {
+        domid: DomId,
+        #[source]
+        source: BoxError,
+    },
     #[error("reading guest-reported values of domain {domid} failed")]
     GuestReport {
         domid: DomId,
@@ -79,6 +85,12 @@ pub trait Host {
     /// Sets the domain's scheduler weight, leaving its cap as it is.
     fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError>;
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError>;
+    /// Publishes (or withdraws) that the domain's balloon is uncooperative:
+    /// xenstore `memory/uncooperative`, squeezed's flag. A backend with no
+    /// such channel has nothing to publish.
+    fn set_uncooperative(&mut self, _domid: DomId, _uncooperative: bool) -> Result<(), HostError> {
+        Ok(())
+    }
     /// Values the guest publishes about itself (untrusted). A backend that
     /// has no channel for them returns the empty report.
     fn guest_report(&mut self, _domid: DomId) -> Result<GuestReport, HostError> {

@@ -92,6 +92,10 @@ impl Host for XenHost<'_> {
         each!(self, h => h.set_memory_target(domid, target_kb))
     }
 
+    fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
+        each!(self, h => h.set_uncooperative(domid, uncooperative))
+    }
+
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
         each!(self, h => h.guest_report(domid))
     }

@@ -43,6 +43,45 @@ impl Xenstore {
         unsafe { libc::free(ptr) };
         Ok(Some(bytes))
     }
+
+    /// Writes `value` at `path` (dom0's own keys: rex writes nothing a
+    /// guest owns).
+    pub fn write(&self, path: &str, value: &[u8]) -> io::Result<()> {
+        let cpath =
+            CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let len = c_uint::try_from(value.len())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: the handle is open; XBT_NULL; value is len readable bytes.
+        let ok = unsafe {
+            sys::xs_write(
+                self.raw.as_ptr(),
+                0,
+                cpath.as_ptr(),
+                value.as_ptr().cast(),
+                len,
+            )
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Removes `path`; one that does not exist is already removed.
+    pub fn remove(&self, path: &str) -> io::Result<()> {
+        let cpath =
+            CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: the handle is open; XBT_NULL.
+        if unsafe { sys::xs_rm(self.raw.as_ptr(), 0, cpath.as_ptr()) } {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENOENT) => Ok(()),
+            _ => Err(err),
+        }
+    }
 }
 
 impl Drop for Xenstore {

@@ -90,6 +90,10 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         if slot.usage.mem_target_kb == 0 {
             continue;
         }
+        slot.balloon_flag = super::balloon::judge(policy, slot, free_mem_kb, tick);
+        if slot.balloon.is_uncooperative() {
+            continue;
+        }
         let ceiling = slot.policy.mem_ceiling_kb();
         let guaranteed = slot.policy.guaranteed_mem_kb();
         let current = slot.usage.mem_target_kb;
@@ -196,7 +200,17 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     });
     // The reserve is never handed out either: in effect, more slush.
     let kept_free = policy.slush_kb.saturating_add(policy.reserve_mem_kb);
-    let mut budget = free_mem_kb.saturating_sub(kept_free);
+    // What growing balloons have yet to take is not free: handing it out
+    // again would promise the same pages twice. (An uncooperative domain's
+    // target was set back to what it holds.)
+    let outstanding: KiB = slots
+        .iter()
+        .filter(|s| !s.balloon.is_uncooperative())
+        .map(|s| s.usage.mem_target_kb.saturating_sub(s.usage.mem_current_kb))
+        .sum();
+    let mut budget = free_mem_kb
+        .saturating_sub(outstanding)
+        .saturating_sub(kept_free);
     // What the grows wanted and did not get: all of it, and the part of
     // domains missing their SLA (with who asked first).
     let mut unmet: KiB = 0;
@@ -265,7 +279,7 @@ fn preempt(policy: &HostPolicy, slots: &mut [Slot], mut need: KiB, by: &str, tic
         .enumerate()
         .filter_map(|(i, s)| {
             let current = s.usage.mem_target_kb;
-            let untouched = s.mem.to == current && !s.mem.forced;
+            let untouched = s.mem.to == current && !s.mem.forced && !s.balloon.is_uncooperative();
             let may_shrink = s
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks);

@@ -100,6 +100,7 @@
 //! baselines kept for comparison (`rex simulate --policy`) in
 //! `baseline.rs`, and the checks of a configuration in `validate.rs`.
 
+mod balloon;
 mod baseline;
 mod classes;
 mod cpu;
@@ -115,6 +116,7 @@ use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason};
 use super::monitor::Usage;
 use super::sla::{DomainPolicy, HostPolicy, Level, PolicyConfig};
 use crate::engine::limits::WEIGHT_RANGE;
+use balloon::{BalloonWatch, FlagChange};
 use trend::Trend;
 
 /// Which control law decides: rex's own, or a baseline kept only to
@@ -202,6 +204,7 @@ struct Remembered {
     lent: u32,
     give_back_floor: u32,
     headroom: u32,
+    balloon: BalloonWatch,
 }
 
 /// The decision maker; keeps per-domain cooldowns between ticks.
@@ -252,6 +255,10 @@ pub(super) struct Slot<'a> {
     pub give_back_floor: u32,
     /// Cap points of the pool this domain holds as headroom.
     pub headroom: u32,
+    /// Whether its balloon follows its target.
+    pub balloon: BalloonWatch,
+    /// The uncooperative flag to publish this tick, when it changes.
+    pub balloon_flag: Option<FlagChange>,
     /// Carried over to the next tick's memory of this domain.
     remembered_name: String,
     pub cap: Decision<u32>,
@@ -426,6 +433,7 @@ impl Policy {
                     lent: 0,
                     give_back_floor: 0,
                     headroom: 0,
+                    balloon: BalloonWatch::default(),
                 });
             let fitted = validate::fit_to_domain(&self.config.domains[i], u).map(|(p, what)| {
                 if self.warned_misfit.insert(u.domid, tick).is_none() {
@@ -457,6 +465,8 @@ impl Policy {
                 lent: remembered.lent,
                 give_back_floor: remembered.give_back_floor,
                 headroom: remembered.headroom,
+                balloon: remembered.balloon,
+                balloon_flag: None,
                 remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
@@ -501,6 +511,7 @@ impl Policy {
                 lent: slot.lent,
                 give_back_floor: slot.give_back_floor,
                 headroom: slot.headroom,
+                balloon: slot.balloon,
             })
             .collect();
         plan
@@ -508,11 +519,13 @@ impl Policy {
 }
 
 /// Orders the changes: cap decreases before increases (so the pool is never
-/// over-committed mid-way), weights, then every memory shrink before any grow.
+/// over-committed mid-way), weights, balloon flags, then every memory shrink
+/// before any grow.
 fn build_plan(slots: &[Slot]) -> Plan {
     let mut cap_down = Vec::new();
     let mut cap_up = Vec::new();
     let mut weights = Vec::new();
+    let mut flags = Vec::new();
     let mut mem_down = Vec::new();
     let mut mem_up = Vec::new();
     for slot in slots {
@@ -547,6 +560,14 @@ fn build_plan(slots: &[Slot]) -> Plan {
                 &Reason::Guarantee,
             ));
         }
+        if let Some(flag) = &slot.balloon_flag {
+            flags.push(change(
+                Action::BalloonFlag {
+                    uncooperative: flag.uncooperative,
+                },
+                &flag.reason,
+            ));
+        }
         if let (Some(reason), from, to) = (&slot.mem.reason, u.mem_target_kb, slot.mem.to) {
             if to != from {
                 let list = if to < from {
@@ -561,6 +582,7 @@ fn build_plan(slots: &[Slot]) -> Plan {
     let mut changes = cap_down;
     changes.extend(cap_up);
     changes.extend(weights);
+    changes.extend(flags);
     changes.extend(mem_down);
     changes.extend(mem_up);
     Plan { changes }

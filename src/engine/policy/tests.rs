@@ -94,6 +94,7 @@ impl Loop {
                     d.info.mem_target_kb = to;
                     d.info.mem_current_kb = to;
                 }
+                Action::BalloonFlag { .. } => {}
             }
             self.history.push((self.at_ns / SEC, change.clone()));
         }
@@ -387,6 +388,7 @@ fn memory_pressure_grows_within_step_and_slush_after_shrinks() {
     let mut policy = Policy::new(cfg);
     let mut donor = usage(1, "donor", 20, 10.0);
     donor.mem_target_kb = 200_000;
+    donor.mem_current_kb = 200_000;
     donor.report = GuestReport {
         mem_free_kb: Some(150_000),
         mem_total_kb: Some(200_000),
@@ -802,7 +804,7 @@ fn bounds_beyond_what_the_domain_can_take_are_held_within_it() {
             match change.action {
                 Action::Cap { to, .. } => assert!(to <= 100, "cap {to}%: {plan:?}"),
                 Action::Memory { to, .. } => assert!(to <= 256 * 1024, "memory {to} kB"),
-                Action::Weight { .. } => {}
+                Action::Weight { .. } | Action::BalloonFlag { .. } => {}
             }
         }
     }

@@ -64,6 +64,11 @@ impl Host for SimHost {
         self.set_sched(domid, |params| params.weight = weight)
     }
 
+    fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
+        self.live_by_domid(domid)?.uncooperative = uncooperative;
+        Ok(())
+    }
+
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
         self.counters.set_memory += 1;
         let result = self.live_by_domid(domid).and_then(|domain| {
