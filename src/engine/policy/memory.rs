@@ -63,6 +63,39 @@ fn target_for_use(used_kb: KiB, usage: &crate::engine::Usage, policy: &HostPolic
     total_for_use(used_kb, policy).saturating_add(kernel_offset_kb(usage))
 }
 
+/// Ticks after its use last rose during which a guest is not shrunk: a
+/// guest still allocating would be given back what it is about to need.
+const RISING_TICKS: u64 = 5;
+
+/// How a guest's use has moved, remembered between ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct UseTrend {
+    last_used_kb: Option<KiB>,
+    rose_at: Option<u64>,
+}
+
+impl UseTrend {
+    /// Records this tick's use (a rise of at least `deadband` counts).
+    fn record(&mut self, used_kb: Option<KiB>, deadband: KiB, tick: u64) {
+        if let (Some(before), Some(now)) = (self.last_used_kb, used_kb) {
+            if now >= before.saturating_add(deadband) {
+                self.rose_at = Some(tick);
+            }
+        }
+        // An unreported tick keeps the last figure to compare with.
+        if used_kb.is_some() {
+            self.last_used_kb = used_kb;
+        }
+    }
+
+    /// Whether the use rose within the last few ticks (or two cooldowns).
+    fn rising(&self, policy: &HostPolicy, tick: u64) -> bool {
+        let window = RISING_TICKS.max(2 * u64::from(policy.cooldown_ticks));
+        self.rose_at
+            .is_some_and(|at| tick.saturating_sub(at) < window)
+    }
+}
+
 /// Memory a guest does not use and could give, down to `to`.
 struct Spare {
     slot: usize,
@@ -91,6 +124,8 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             continue;
         }
         slot.balloon_flag = super::balloon::judge(policy, slot, free_mem_kb, tick);
+        slot.use_trend
+            .record(slot.usage.mem_used_kb, deadband, tick);
         if slot.balloon.is_uncooperative() {
             continue;
         }
@@ -165,6 +200,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             continue;
         };
         if current > guaranteed
+            && !slot.use_trend.rising(policy, tick)
             && slot
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
@@ -283,7 +319,8 @@ fn preempt(policy: &HostPolicy, slots: &mut [Slot], mut need: KiB, by: &str, tic
             let may_shrink = s
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks);
-            if s.policy.sla_ms.is_some() || !untouched || !may_shrink {
+            let rising = s.use_trend.rising(policy, tick);
+            if s.policy.sla_ms.is_some() || !untouched || !may_shrink || rising {
                 return None;
             }
             let in_use = s

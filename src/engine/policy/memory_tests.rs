@@ -158,3 +158,42 @@ fn a_domain_still_being_built_is_left_alone() {
     let plan = policy.decide(&host(1, 512 * MIB), &[new]);
     assert_eq!(memory_changes(&plan), [], "{plan:?}");
 }
+
+#[test]
+fn a_guest_whose_use_is_rising_is_not_shrunk_back() {
+    // On real Xen a guest grown 128 -> 192 MiB was shrunk back to 161 MiB
+    // while its hog was still allocating. Here the host is short of its
+    // slush, so rex reclaims from the most spare guest: hog (256 MiB,
+    // use rising 8 MiB a tick) has more spare than idle, but must not give.
+    let mut policy = policy(vec![
+        domain_policy("hog", None),
+        domain_policy("idle", None),
+    ]);
+    let mut shrunk_hog = Vec::new();
+    let mut shrunk_idle = false;
+    for t in 0..16u64 {
+        // Rising for 6 ticks, then steady.
+        let used = (60 + 8 * t.min(6)) * MIB;
+        let hog = guest(1, "hog", 256 * MIB, used);
+        let idle = guest(2, "idle", 128 * MIB, 40 * MIB);
+        // The first tick has plenty free (rex sees the use before anyone
+        // needs memory); from then on the host is short.
+        let free = if t == 0 { 512 * MIB } else { 8 * MIB };
+        let plan = policy.decide(&host(1, free), &[hog, idle]);
+        for (name, from, to, _) in memory_changes(&plan) {
+            if name == "hog" && to < from {
+                shrunk_hog.push(t);
+            }
+            shrunk_idle |= name == "idle" && to < from;
+        }
+    }
+    assert!(shrunk_idle, "nobody gave");
+    assert!(
+        shrunk_hog.iter().all(|&t| t >= 6 + 5),
+        "hog shrunk while its use rose (ticks {shrunk_hog:?})"
+    );
+    assert!(
+        !shrunk_hog.is_empty(),
+        "hog never gave once its use was steady"
+    );
+}

@@ -117,6 +117,7 @@ use super::monitor::Usage;
 use super::sla::{DomainPolicy, HostPolicy, Level, PolicyConfig};
 use crate::engine::limits::WEIGHT_RANGE;
 use balloon::{BalloonWatch, FlagChange};
+use memory::UseTrend;
 use trend::Trend;
 
 /// Which control law decides: rex's own, or a baseline kept only to
@@ -205,6 +206,7 @@ struct Remembered {
     give_back_floor: u32,
     headroom: u32,
     balloon: BalloonWatch,
+    use_trend: UseTrend,
 }
 
 /// The decision maker; keeps per-domain cooldowns between ticks.
@@ -259,6 +261,8 @@ pub(super) struct Slot<'a> {
     pub balloon: BalloonWatch,
     /// The uncooperative flag to publish this tick, when it changes.
     pub balloon_flag: Option<FlagChange>,
+    /// How its guest's memory use has moved (a rising one is not shrunk).
+    pub use_trend: UseTrend,
     /// Carried over to the next tick's memory of this domain.
     remembered_name: String,
     pub cap: Decision<u32>,
@@ -434,6 +438,7 @@ impl Policy {
                     give_back_floor: 0,
                     headroom: 0,
                     balloon: BalloonWatch::default(),
+                    use_trend: UseTrend::default(),
                 });
             let fitted = validate::fit_to_domain(&self.config.domains[i], u).map(|(p, what)| {
                 if self.warned_misfit.insert(u.domid, tick).is_none() {
@@ -467,6 +472,7 @@ impl Policy {
                 headroom: remembered.headroom,
                 balloon: remembered.balloon,
                 balloon_flag: None,
+                use_trend: remembered.use_trend,
                 remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
@@ -512,6 +518,7 @@ impl Policy {
                 give_back_floor: slot.give_back_floor,
                 headroom: slot.headroom,
                 balloon: slot.balloon,
+                use_trend: slot.use_trend,
             })
             .collect();
         plan

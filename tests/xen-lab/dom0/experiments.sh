@@ -289,9 +289,45 @@ dead_agent_check() {
     timeout 20 wget -q -O /dev/null "http://$(guest_ip 1)/cgi-bin/agent?start" || true
 }
 
+# vm4 (no agent) is paused and given a target 32 MiB above what it holds:
+# its balloon cannot move. rex (balloon_timeout = 10 s in write_policy)
+# must publish it as uncooperative in xenstore, as squeezed does, and set
+# its target back to what it holds. vm4 runs again afterwards.
+stuck_balloon_check() {
+    local d4 before asked flag="" target i=0
+    d4=$(domid_of vm4)
+    before=$(mem_target_kb vm4)
+    if [ -z "$before" ] || ! xl pause vm4; then
+        check memory_stuck_balloon_flagged false "vm4 could not be paused"
+        return
+    fi
+    asked=$((before / 1024 + 32))
+    if ! xl mem-set vm4 "${asked}m" > /tmp/memset.log 2>&1; then
+        tail -n 3 /tmp/memset.log
+        xl unpause vm4
+        check memory_stuck_balloon_flagged false "xl mem-set vm4 ${asked}m failed"
+        return
+    fi
+    while [ $i -lt 45 ]; do
+        flag=$(xenstore-read "/local/domain/$d4/memory/uncooperative" 2>/dev/null)
+        [ "$flag" = 1 ] && break
+        sleep 1
+        i=$((i + 1))
+    done
+    sleep 2
+    target=$(mem_target_kb vm4)
+    xl unpause vm4
+    if [ "$flag" = 1 ] && [ -n "$target" ] && [ "$target" -lt $((asked * 1024 - 4096)) ]; then
+        check memory_stuck_balloon_flagged true "vm4 paused, target ${asked} MiB: memory/uncooperative = 1 after ${i} s, target set back to $((target / 1024)) MiB"
+    else
+        check memory_stuck_balloon_flagged false "vm4 paused, target ${asked} MiB: flag '${flag}', target ${target:-?} kB after ${i} s"
+    fi
+    xenstore-rm "/local/domain/$d4/memory/uncooperative" 2> /dev/null || true
+}
+
 memory_phase() {
     local i n agents="" start3 start4 t0 d3 now held=0 avail total target
-    local pressure_at="" grown_at="" min_free="" free peak3 alive="" kind=xl
+    local pressure_at="" grown_at="" min_free="" free peak3 alive="" kind=xl end4
     # Without the patched xl (Debian 13's source unavailable), rex run.
     rex_available xl || kind=libxl
     write_policy "$SLA_MS"
@@ -345,6 +381,8 @@ memory_phase() {
     done
     timeout 30 wget -q -O /dev/null "http://$(guest_ip 3)/cgi-bin/hog?free" || true
     dead_agent_check
+    end4=$(mem_target_kb vm4)
+    stuck_balloon_check
     stop_rex TERM
     emit_rex_log memory /tmp/mem.out
     emit "{\"memory\":\"vm3\",\"start_kb\":$start3,\"peak_kb\":$peak3,\"held_mib\":$held,\"pressure_s\":\"$pressure_at\",\"grown_s\":\"$grown_at\",\"min_host_free_mib\":\"$min_free\",\"rex_status\":\"$REX_STATUS\"}"
@@ -360,10 +398,10 @@ memory_phase() {
     else
         check memory_no_guest_lost false "alive and serving:${alive:- none}"
     fi
-    if [ "$(mem_target_kb vm4)" = "$start4" ]; then
+    if [ "$end4" = "$start4" ]; then
         check memory_agentless_untouched true "vm4 (no agent) kept its $((start4 / 1024)) MiB target"
     else
-        check memory_agentless_untouched false "vm4 (no agent) moved from $start4 to $(mem_target_kb vm4) kB"
+        check memory_agentless_untouched false "vm4 (no agent) moved from $start4 to $end4 kB"
     fi
     if [ -n "$min_free" ] && [ "$min_free" -ge 32 ]; then
         check memory_host_free true "host free memory never below the 32 MiB slush (lowest ${min_free} MiB)"

@@ -163,6 +163,7 @@ saturation = 80
 cooldown = $cooldown
 # A 128 MiB Debian PV guest sees ~77 MiB; its OOM killer fires near 14%.
 mem_pressure = 35
+balloon_timeout = 10000
 domains = [
     "name=vm1,cap=$cap1,cap_min=20,cap_max=$omax,$mem,priority=1",
     "name=vm2,sla_ms=$sla,cap=20,cap_min=20,cap_max=80,$mem,priority=2",
