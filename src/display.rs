@@ -173,11 +173,15 @@ impl Display {
     fn notice(&mut self, t: f64, applied: &AppliedChange, dry_run: bool) -> std::io::Result<()> {
         let c = &applied.change;
         let kind = c.action.kind();
-        let (from, to) = c.action.values();
+        let (from_value, to_value) = c.action.values();
         let (from, to, unit) = match c.action {
-            Action::Cap { .. } => (from.to_string(), to.to_string(), "%"),
-            Action::Weight { .. } => (from.to_string(), to.to_string(), ""),
-            Action::Memory { .. } => ((from / MIB).to_string(), (to / MIB).to_string(), " MiB"),
+            Action::Cap { .. } => (from_value.to_string(), to_value.to_string(), "%"),
+            Action::Weight { .. } => (from_value.to_string(), to_value.to_string(), ""),
+            Action::Memory { .. } => (
+                (from_value / MIB).to_string(),
+                (to_value / MIB).to_string(),
+                " MiB",
+            ),
             Action::BalloonFlag { uncooperative } => {
                 let word = |on: bool| if on { "yes" } else { "no" };
                 (word(!uncooperative).into(), word(uncooperative).into(), "")
@@ -188,7 +192,7 @@ impl Display {
                 self.out,
                 "{}",
                 json!({"event": "reallocation", "t": t, "domid": c.domid, "name": c.name,
-                       "kind": kind, "from": c.action.values().0, "to": c.action.values().1,
+                       "kind": kind, "from": from_value, "to": to_value,
                        "reason": c.reason.to_string(), "dry_run": dry_run,
                        "elapsed_us": applied.elapsed.as_secs_f64() * 1e6,
                        "error": applied.error})

@@ -2,6 +2,7 @@
 
 use super::model::*;
 use super::monitor::Usage;
+use super::sla::{DomainPolicy, Level};
 
 pub const SEC: u64 = 1_000_000_000;
 
@@ -60,5 +61,26 @@ pub fn usage(domid: DomId, name: &str, cap: u32, cpu_pct: f64) -> Usage {
         mem_used_kb: None,
         report: GuestReport::default(),
         has_cpu_sample: true,
+    }
+}
+
+/// A domain policy for the memory tests: a 64 MiB level and floor, a
+/// 512 MiB ceiling, caps 5..=80 around a 20% level.
+pub fn memory_domain(name: &str, sla_ms: Option<f64>) -> DomainPolicy {
+    const MIB: KiB = 1024;
+    DomainPolicy {
+        name: name.to_string(),
+        sla_ms,
+        level: Level {
+            load: 0,
+            cap_pct: 20,
+            mem_kb: 64 * MIB,
+        },
+        cap_min: 5,
+        cap_max: 80,
+        mem_min_kb: 64 * MIB,
+        mem_max_kb: 512 * MIB,
+        weight: 256,
+        priority: 0,
     }
 }

@@ -3,27 +3,9 @@
 use super::super::*;
 use crate::engine::model::{Action, GuestReport};
 use crate::engine::sla::HostPolicy;
-use crate::engine::testutil::{host, usage};
+use crate::engine::testutil::{host, memory_domain, usage};
 
 const MIB: KiB = 1024;
-
-fn domain_policy(name: &str) -> DomainPolicy {
-    DomainPolicy {
-        name: name.to_string(),
-        sla_ms: None,
-        level: Level {
-            load: 0,
-            cap_pct: 20,
-            mem_kb: 64 * MIB,
-        },
-        cap_min: 5,
-        cap_max: 80,
-        mem_min_kb: 64 * MIB,
-        mem_max_kb: 512 * MIB,
-        weight: 256,
-        priority: 0,
-    }
-}
 
 /// 1 s ticks, a 5 s balloon timeout.
 fn policy(names: &[&str]) -> Policy {
@@ -33,7 +15,7 @@ fn policy(names: &[&str]) -> Policy {
         headroom: false,
         ..HostPolicy::default()
     };
-    let domains = names.iter().map(|n| domain_policy(n)).collect();
+    let domains = names.iter().map(|n| memory_domain(n, None)).collect();
     Policy::new(PolicyConfig { host, domains })
 }
 

@@ -3,27 +3,9 @@
 use super::super::*;
 use crate::engine::model::{Action, GuestReport};
 use crate::engine::sla::HostPolicy;
-use crate::engine::testutil::{host, usage};
+use crate::engine::testutil::{host, memory_domain as domain_policy, usage};
 
 const MIB: KiB = 1024;
-
-fn domain_policy(name: &str, sla_ms: Option<f64>) -> DomainPolicy {
-    DomainPolicy {
-        name: name.to_string(),
-        sla_ms,
-        level: Level {
-            load: 0,
-            cap_pct: 20,
-            mem_kb: 64 * MIB,
-        },
-        cap_min: 5,
-        cap_max: 80,
-        mem_min_kb: 64 * MIB,
-        mem_max_kb: 512 * MIB,
-        weight: 256,
-        priority: 0,
-    }
-}
 
 fn policy(domains: Vec<DomainPolicy>) -> Policy {
     let mut host = HostPolicy {

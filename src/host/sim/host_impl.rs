@@ -64,10 +64,9 @@ impl Host for SimHost {
         self.set_sched(domid, |params| params.weight = weight)
     }
 
-    fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
-        self.live_by_domid(domid)?.uncooperative = uncooperative;
-        Ok(())
-    }
+    // set_uncooperative: the trait's default. Nothing in the simulated
+    // host reads the flag back (rex never does either); `rex simulate`
+    // counts the flags from the applied changes.
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
         self.counters.set_memory += 1;

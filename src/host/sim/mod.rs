@@ -89,8 +89,6 @@ struct Domain {
     /// whether it is out of memory now (one kill per episode).
     oom_kills: u32,
     out_of_memory: bool,
-    /// xenstore `memory/uncooperative`, as rex last published it.
-    uncooperative: bool,
     /// CPU given so far, ns (fractional, reported rounded down).
     cpu_time_ns: f64,
     state: DomainState,
@@ -191,7 +189,6 @@ impl SimHost {
             working_set_kb: 0,
             kernel_offset_kb: 0,
             oom_kills: 0,
-            uncooperative: false,
             out_of_memory: false,
             cpu_time_ns: 0.0,
             state: DomainState::Running,
@@ -260,7 +257,6 @@ impl SimHost {
             working_set_kb: vm.working_set_kb,
             kernel_offset_kb: vm.kernel_offset_kb,
             oom_kills: 0,
-            uncooperative: false,
             out_of_memory: false,
             cpu_time_ns: 0.0,
             state: DomainState::Blocked,
@@ -373,11 +369,6 @@ impl SimHost {
     /// How many times `name`'s guest ran out of memory (0 if unknown).
     pub fn oom_kills(&self, name: &str) -> u32 {
         self.by_name(name).map_or(0, |d| d.oom_kills)
-    }
-
-    /// Whether rex published the domain's balloon as uncooperative.
-    pub fn uncooperative(&self, name: &str) -> bool {
-        self.by_name(name).is_some_and(|d| d.uncooperative)
     }
 
     pub fn domid(&self, name: &str) -> Option<DomId> {
