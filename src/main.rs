@@ -21,6 +21,14 @@ enum Command {
     Decompose(cli::decompose::Args),
     /// Run the reallocator as a daemon on this Xen host
     Run(cli::run::Args),
+    /// Show what a running rex manages and why (its control socket)
+    Status(cli::control::StatusArgs),
+    /// Give a domain a new SLA or level in a running rex, from its next tick
+    Sla(cli::control::SlaArgs),
+    /// Hold every change of a running rex (it goes on observing)
+    Pause(cli::control::PauseArgs),
+    /// Let a paused rex change things again
+    Resume(cli::control::PauseArgs),
     /// Write rex's man pages (rex.8, rex-SUBCOMMAND.8) to a directory
     #[command(hide = true)]
     Man(cli::man::Args),
@@ -33,6 +41,10 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cli::simulate::main(args),
         Command::Decompose(args) => cli::decompose::main(args),
         Command::Run(args) => cli::run::main(args),
+        Command::Status(args) => cli::control::status(args),
+        Command::Sla(args) => cli::control::sla(args),
+        Command::Pause(args) => cli::control::pause(args),
+        Command::Resume(args) => cli::control::resume(args),
         Command::Man(args) => cli::man::main(args, Cli::command()),
     }
 }

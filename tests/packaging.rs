@@ -57,7 +57,16 @@ fn rex_man_writes_a_page_per_subcommand_with_every_option() {
     let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["rex-decompose.8", "rex-run.8", "rex-simulate.8", "rex.8"],
+        [
+            "rex-decompose.8",
+            "rex-pause.8",
+            "rex-resume.8",
+            "rex-run.8",
+            "rex-simulate.8",
+            "rex-sla.8",
+            "rex-status.8",
+            "rex.8"
+        ],
         "one page for rex and one per subcommand (not clap's help, not man)"
     );
     for (name, page) in &pages {

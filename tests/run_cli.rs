@@ -111,3 +111,42 @@ fn bad_options_are_usage_errors() {
     let out = rex_run(&["--interval", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn rex(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rex"))
+        .args(args)
+        .output()
+        .expect("running rex")
+}
+
+#[test]
+fn control_requests_without_a_daemon_say_so() {
+    let socket = std::env::temp_dir().join(format!("rex-run-cli-{}-none.sock", std::process::id()));
+    let socket = socket.to_str().unwrap();
+    for args in [
+        &["status", "--control", socket][..],
+        &["status", "--json", "--control", socket],
+        &["sla", "vm1", "cap=40", "--control", socket],
+        &["pause", "--control", socket],
+        &["resume", "--control", socket],
+    ] {
+        let out = rex(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("no rex is running: nothing answers on {socket}")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_bad_sla_change_is_refused_before_asking_the_daemon() {
+    let out = rex(&["sla", "vm1", "cap=lots", "--control", "/nonexistent.sock"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rex sla: `cap=lots': not"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -36,4 +36,4 @@ impl From<CfgError> for ConfigError {
     }
 }
 
-pub use spec::{parse_size_kb, Spec};
+pub use spec::{parse_size_kb, shown, Spec};

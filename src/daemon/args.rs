@@ -68,6 +68,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "Write metrics in the Prometheus text format to FILE after every tick, \
                atomically (for node_exporter's textfile collector)",
     },
+    OptionSpec {
+        long: "control",
+        short: None,
+        value: Some("SOCKET"),
+        help: "Control socket for `rex status`, `rex sla`, `rex pause`/`resume`, and the \
+               one-daemon lock; `none` for neither [default: /run/rex/rex.sock]",
+    },
 ];
 
 /// The range `--interval` accepts, ms.
@@ -91,6 +98,8 @@ pub struct DaemonArgs {
     pub interval: Option<u64>,
     /// Where to write the metrics after every tick.
     pub metrics: Option<PathBuf>,
+    /// The control socket (also the one-daemon lock); `None`: neither.
+    pub control: Option<PathBuf>,
 }
 
 impl Default for DaemonArgs {
@@ -103,6 +112,7 @@ impl Default for DaemonArgs {
             verbose: false,
             interval: None,
             metrics: None,
+            control: Some(PathBuf::from(super::control::client::DEFAULT_SOCKET)),
         }
     }
 }
@@ -226,6 +236,15 @@ impl DaemonArgs {
                 })
             }
             ("metrics", Some(v)) => self.metrics = Some(PathBuf::from(v)),
+            ("control", Some(v)) if v.is_empty() => {
+                return Err(ArgsError::BadValue {
+                    option: spec.long,
+                    value: String::new(),
+                    why: "a control socket's path cannot be empty (`none' for no socket)".into(),
+                })
+            }
+            ("control", Some(v)) if v == "none" => self.control = None,
+            ("control", Some(v)) => self.control = Some(PathBuf::from(v)),
             _ => unreachable!("every option of OPTIONS is handled"),
         }
         Ok(())
@@ -304,6 +323,11 @@ mod tests {
         }
         assert_eq!(run(&[]), DaemonArgs::default());
         assert_eq!(run(&["--interval=250"]).interval, Some(250));
+        assert_eq!(run(&["--control", "none"]).control, None);
+        assert_eq!(
+            run(&["--control=/tmp/r.sock"]).control,
+            Some(PathBuf::from("/tmp/r.sock"))
+        );
     }
 
     #[test]
@@ -345,6 +369,7 @@ mod tests {
             (&["-c"], "option '--config' needs a value"),
             (&["--once=yes"], "option '--once' takes no value"),
             (&["--config="], "invalid value '' for '--config'"),
+            (&["--control="], "invalid value '' for '--control'"),
             (
                 &["--interval", "5"],
                 "invalid value '5' for '--interval': 5 is not in 10..=3600000",

@@ -118,25 +118,9 @@ impl Metrics {
         // The settings after this tick: what was observed, then what was
         // applied on top of it.
         let managed: Vec<Usage> = report
-            .usage
-            .iter()
+            .usage_after_changes()
+            .into_iter()
             .filter(|u| config.domain(&u.name).is_some())
-            .map(|u| {
-                let mut u = u.clone();
-                let applied = report
-                    .applied
-                    .iter()
-                    .filter(|a| a.error.is_none() && !report.dry_run && a.change.domid == u.domid);
-                for a in applied {
-                    match a.change.action {
-                        Action::Cap { to, .. } => u.sched.cap = to,
-                        Action::Weight { to, .. } => u.sched.weight = to,
-                        Action::Memory { to, .. } => u.mem_target_kb = to,
-                        Action::BalloonFlag { .. } => {}
-                    }
-                }
-                u
-            })
             .collect();
         let gauge = |out: &mut String,
                      name: &str,
@@ -383,6 +367,12 @@ mod tests {
         let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
         let tick = |usage: Vec<Usage>, applied: Vec<AppliedChange>| TickReport {
             at_ns: 0,
+            host: crate::engine::HostInfo {
+                guest_pcpus: 1,
+                total_mem_kb: 1 << 20,
+                free_mem_kb: 1 << 19,
+                scheduler: crate::engine::Scheduler::Credit2,
+            },
             usage,
             applied,
             dry_run: false,

@@ -5,9 +5,11 @@
 //! domain-death event triggers a tick at once, so the dead domain leaves the
 //! plan. SIGINT/SIGTERM stop the loop; SIGHUP rereads the policy file and
 //! keeps the old policy if the new one is bad. The signal dispositions in
-//! force before are restored on the way out (inside xl, xl's own).
+//! force before are restored on the way out (inside xl, xl's own). The
+//! control socket's clients ([`control`]) are polled in the same loop.
 
 pub mod args;
+pub mod control;
 pub mod metrics;
 pub mod summary;
 pub mod waiter;
@@ -42,6 +44,8 @@ pub enum DaemonError {
     Policy(crate::engine::PolicyError),
     #[error("poll loop")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     #[error("cannot write the metrics file {}", path.display())]
     Metrics {
         path: std::path::PathBuf,
@@ -64,7 +68,7 @@ impl DaemonError {
     pub fn status(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Policy(_) | Self::Metrics { .. } => 2,
-            Self::Host(_) | Self::Io(_) => 3,
+            Self::Host(_) | Self::Io(_) | Self::Control(_) => 3,
         }
     }
 }
@@ -110,6 +114,9 @@ pub fn run_loop<H: Host + EventSource>(
     waiter: &mut Waiter,
     args: &DaemonArgs,
 ) -> Result<Stopped, DaemonError> {
+    // The lock before anything else: a second daemon changes nothing.
+    let mut control = open_control(args)?;
+    let mut board = control::Board::new(args.dry_run);
     // A metrics file that cannot be written is refused before anything is
     // changed (an empty exposition is a valid one).
     let mut metrics = match &args.metrics {
@@ -123,7 +130,9 @@ pub fn run_loop<H: Host + EventSource>(
         None => None,
     };
     let mut metrics_failures = Failures::default();
+    let started = Instant::now();
     let first = driver.tick()?;
+    board.record(&first, started.elapsed());
     let config = driver.engine().config().clone();
     display.start(&first, &config);
     display.tick(&first, &config);
@@ -140,12 +149,18 @@ pub fn run_loop<H: Host + EventSource>(
         fds.clear();
         let mut timeout_ms = -1;
         driver.host_mut().before_poll(&mut fds, &mut timeout_ms)?;
+        let host_fds = fds.len();
+        if let Some(control) = &control {
+            control.before_poll(&mut fds, &mut timeout_ms);
+        }
         let wake = waiter.wait(&mut fds, next_tick, timeout_ms)?;
-        log::trace!(
-            "woke: {wake:?} ({} libxl fds, libxl timeout {timeout_ms} ms)",
-            fds.len()
-        );
-        driver.host_mut().after_poll(&fds);
+        log::trace!("woke: {wake:?} ({host_fds} libxl fds, timeout {timeout_ms} ms)");
+        driver.host_mut().after_poll(&fds[..host_fds]);
+        if let Some(server) = &mut control {
+            server.after_poll(&fds[host_fds..], &mut |peer, line| {
+                control::serve(line, peer, driver, &mut board, display)
+            });
+        }
         let deaths = driver.host_mut().take_deaths();
         let mut tick_now = !deaths.is_empty();
         for domid in &deaths {
@@ -171,7 +186,7 @@ pub fn run_loop<H: Host + EventSource>(
             Wake::Ready => {}
         }
         if tick_now {
-            if let Some(report) = tick(driver, display, &mut failures) {
+            if let Some(report) = tick(driver, display, &mut failures, &mut board) {
                 let config = driver.engine().config();
                 export(&mut metrics, &mut metrics_failures, &report, config);
             }
@@ -210,14 +225,39 @@ fn export(
     }
 }
 
-/// One tick, reported; its report when it worked.
+/// The control socket, unless `--control none`. A dry run beside a running
+/// daemon goes on without one (it changes nothing); any other daemon stops.
+fn open_control(args: &DaemonArgs) -> Result<Option<control::ControlServer>, DaemonError> {
+    let Some(path) = &args.control else {
+        return Ok(None);
+    };
+    match control::ControlServer::bind(path) {
+        Ok(server) => Ok(Some(server)),
+        Err(e @ control::ControlError::Busy(_)) if args.dry_run => {
+            log::warn!("{e}; this dry run goes on without a control socket");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One tick, reported; its report when it worked. While paused, a tick
+/// observes and decides nothing.
 fn tick<H: Host + EventSource>(
     driver: &mut Driver<H>,
     display: &mut Display,
     failures: &mut Failures,
+    board: &mut control::Board,
 ) -> Option<TickReport> {
-    match driver.tick() {
+    let started = Instant::now();
+    let result = if board.paused.is_some() {
+        driver.observe_only()
+    } else {
+        driver.tick()
+    };
+    match result {
         Ok(report) => {
+            board.record(&report, started.elapsed());
             if let Some(failed) = failures.ok() {
                 log::info!("ticks work again after {failed} failed");
                 display.event(
@@ -235,6 +275,7 @@ fn tick<H: Host + EventSource>(
         // reported once while it lasts; the next tick tries again.
         Err(e) => {
             let text = error_chain(&e);
+            board.failing = Some(text.clone());
             if failures.failed(&text) {
                 log::error!("tick failed: {text}");
                 display.event(

@@ -12,7 +12,7 @@ use crate::engine::{DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedPa
 use crate::xl::os::raise;
 
 #[derive(Default)]
-struct Script {
+pub(crate) struct Script {
     list_calls: u32,
     polls: u32,
     /// Raise this signal during the n-th list_domains call.
@@ -28,7 +28,7 @@ struct Script {
     pending_deaths: Vec<DomId>,
 }
 
-struct ScriptedHost(Script);
+pub(crate) struct ScriptedHost(pub(crate) Script);
 
 fn domain(domid: DomId, name: &str, cpu_time_ns: u64) -> DomainInfo {
     DomainInfo {
@@ -127,7 +127,7 @@ impl EventSource for ScriptedHost {
 }
 
 #[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Shared(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -139,16 +139,16 @@ impl Write for Shared {
     }
 }
 
-fn policy_file(name: &str, text: &str) -> PathBuf {
+pub(crate) fn policy_file(name: &str, text: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("rex-daemon-{}-{name}.cfg", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
 
-const POLICY: &str =
+pub(crate) const POLICY: &str =
     "interval = 20\ndomains = [ \"name=vm1,cap_min=10,cap_max=60,mem_min=64M,mem_max=256M\" ]\n";
 
-fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
+pub(crate) fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
     DaemonArgs {
         policy,
         dry_run: false,
@@ -157,11 +157,12 @@ fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
         verbose: false,
         interval,
         metrics: None,
+        control: None,
     }
 }
 
 /// The JSON objects written, by their "event" field.
-fn events(out: &Shared) -> Vec<String> {
+pub(crate) fn events(out: &Shared) -> Vec<String> {
     String::from_utf8(out.0.lock().unwrap().clone())
         .unwrap()
         .lines()

@@ -75,6 +75,12 @@ impl Engine {
         self.policy.set_level(name, level)
     }
 
+    /// Updates usage from `snapshot` without deciding anything (a paused
+    /// daemon): the next [`Engine::step`] measures CPU from here.
+    pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<Usage> {
+        self.monitor.observe(snapshot)
+    }
+
     /// One tick: update usage from `snapshot`, decide a plan.
     pub fn step(&mut self, snapshot: &Snapshot) -> Tick {
         let usage = self.monitor.observe(snapshot);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Host, HostError};
 use crate::engine::{
-    Action, Change, DomainObservation, Engine, GuestReport, PolicyError, Snapshot, Usage,
+    Action, Change, DomainObservation, Engine, GuestReport, HostInfo, PolicyError, Snapshot, Usage,
 };
 use crate::error_chain;
 
@@ -34,9 +34,34 @@ pub struct AppliedChange {
 #[derive(Debug, Clone)]
 pub struct TickReport {
     pub at_ns: u64,
+    /// The host as this tick read it.
+    pub host: HostInfo,
     pub usage: Vec<Usage>,
     pub applied: Vec<AppliedChange>,
     pub dry_run: bool,
+}
+
+impl TickReport {
+    /// Every domain's settings after this tick: what was observed, with
+    /// the changes applied on top (none in a dry run).
+    pub fn usage_after_changes(&self) -> Vec<Usage> {
+        let mut usage = self.usage.clone();
+        if self.dry_run {
+            return usage;
+        }
+        for a in self.applied.iter().filter(|a| a.error.is_none()) {
+            let Some(u) = usage.iter_mut().find(|u| u.domid == a.change.domid) else {
+                continue;
+            };
+            match a.change.action {
+                Action::Cap { to, .. } => u.sched.cap = to,
+                Action::Weight { to, .. } => u.sched.weight = to,
+                Action::Memory { to, .. } => u.mem_target_kb = to,
+                Action::BalloonFlag { .. } => {}
+            }
+        }
+        usage
+    }
 }
 
 /// Runs the engine against one host.
@@ -121,6 +146,7 @@ impl<H: Host> Driver<H> {
     pub fn tick(&mut self) -> Result<TickReport, HostError> {
         let snapshot = self.observe()?;
         let tick = self.engine.step(&snapshot);
+        let host = snapshot.host.clone();
         let mut applied = Vec::with_capacity(tick.plan.changes.len());
         for change in tick.plan.changes {
             let (elapsed, error) = if self.dry_run {
@@ -142,8 +168,24 @@ impl<H: Host> Driver<H> {
         }
         Ok(TickReport {
             at_ns: snapshot.at_ns,
+            host,
             usage: tick.usage,
             applied,
+            dry_run: self.dry_run,
+        })
+    }
+
+    /// A tick that observes but decides and changes nothing (the daemon is
+    /// paused): usage stays current for `rex status`, and the engine's
+    /// cooldowns and balloon windows are not advanced.
+    pub fn observe_only(&mut self) -> Result<TickReport, HostError> {
+        let snapshot = self.observe()?;
+        let usage = self.engine.observe(&snapshot);
+        Ok(TickReport {
+            at_ns: snapshot.at_ns,
+            host: snapshot.host,
+            usage,
+            applied: Vec::new(),
             dry_run: self.dry_run,
         })
     }

@@ -1,6 +1,8 @@
-//! The two OS services rex's poll loop needs besides libxl: poll(2) and a
-//! self-pipe that turns SIGINT/SIGTERM/SIGHUP into readable bytes. Kept
-//! here with the other `unsafe` code.
+//! The OS services rex's poll loop needs besides libxl: poll(2), a
+//! self-pipe that turns SIGINT/SIGTERM/SIGHUP into readable bytes, and for
+//! the control socket a lock file, peer credentials and a send that cannot
+//! raise SIGPIPE (inside xl, SIGPIPE's default would kill xl). Kept here
+//! with the other `unsafe` code.
 //!
 //! libxl retries its own syscalls on EINTR, so a flag set by a signal
 //! handler could go unseen until the next tick; a byte in a pipe that poll
@@ -153,4 +155,57 @@ pub fn disposition(signo: libc::c_int) -> io::Result<libc::sighandler_t> {
         return Err(io::Error::last_os_error());
     }
     Ok(old.sa_sigaction)
+}
+
+/// Takes an exclusive flock(2) on `fd` without waiting: `Ok(false)` when
+/// another process holds it. Released when the fd is closed.
+pub fn try_lock_exclusive(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: flock(2) on an fd the caller owns; no memory is passed.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(false);
+    }
+    Err(err)
+}
+
+/// Who is at the other end of a Unix socket (SO_PEERCRED): uid and pid.
+pub fn peer_credentials(fd: RawFd) -> io::Result<(u32, i32)> {
+    // SAFETY: a zeroed ucred is a valid out-parameter of its exact size.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len point to live locals of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((cred.uid, cred.pid))
+}
+
+/// send(2) with MSG_NOSIGNAL|MSG_DONTWAIT: a peer that went away is an
+/// EPIPE error, never a SIGPIPE; a full buffer is `WouldBlock`.
+pub fn send_nosignal(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live slice of buf.len() bytes.
+    let rc = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as usize)
 }

@@ -409,3 +409,71 @@ memory_phase() {
         check memory_host_free false "host free memory fell to ${min_free:-?} MiB (slush 32)"
     fi
 }
+
+# until_cap VM CAP SECONDS: polls (5 a second) until VM's cap is CAP;
+# prints the seconds it took, or fails.
+until_cap() {
+    local t0 now
+    t0=$(uptime_s)
+    while :; do
+        now=$(uptime_s)
+        if [ "$(cap_of "$1")" = "$2" ]; then
+            awk -v a="$t0" -v b="$now" 'BEGIN { printf "%.2f", b - a }'
+            return 0
+        fi
+        fle "$3" "$(awk -v a="$t0" -v b="$now" 'BEGIN { print b - a }')" && return 1
+        sleep 0.2
+    done
+}
+
+# The control socket on real Xen (issue 13), in xl's process when the
+# patched xl is there: `rex status --json` shows every managed domain with
+# its class; `rex sla` gives vm1 a new level, set within about one interval
+# (500 ms, plus xl's read) and audited; `rex pause` holds a change until
+# `rex resume`; a second daemon refuses to start; the socket goes with rex.
+control_check() {
+    local kind=xl out=/tmp/control.out st n took held second status
+    rex_available xl || kind=libxl
+    reset_guests
+    write_policy "$SLA_MS" 20 500 0
+    start_rex "$kind" "$out"
+    if ! rex_started "$out"; then
+        check control_status false "$(kind_label "$kind") did not start"
+        return
+    fi
+    st=$(rex status --json 2>&1)
+    n=$(echo "$st" | grep -o '"class":"[^"]*"' | wc -l)
+    if [ "$n" = 4 ] && echo "$st" | grep -q '"name":"vm2"' && rex status | grep -q '^vm1 '; then
+        check control_status true "$(kind_label "$kind"): rex status lists the 4 managed domains with their class ($(echo "$st" | grep -o '"state":"[a-z_]*"'))"
+    else
+        check control_status false "rex status: $(echo "$st" | head -c 300)"
+    fi
+    if rex sla vm1 cap=30 > /tmp/control.sla 2>&1 && took=$(until_cap vm1 30 5) &&
+        grep '"event":"sla_changed"' "$out" | grep -q '"uid":0'; then
+        check control_sla true "rex sla vm1 cap=30: set ${took} s after the request (interval 0.5 s), audited with uid 0"
+    else
+        check control_sla false "rex sla: $(cat /tmp/control.sla); vm1 cap $(cap_of vm1); audit: $(grep -c sla_changed "$out")"
+    fi
+    rex pause > /dev/null 2>&1
+    rex sla vm1 cap=40 > /dev/null 2>&1
+    sleep 2
+    held=$(cap_of vm1)
+    rex status | grep -q paused && st=paused || st=not-paused
+    rex resume > /dev/null 2>&1
+    if [ "$held" = 30 ] && [ "$st" = paused ] && took=$(until_cap vm1 40 5); then
+        check control_pause true "paused: vm1 held at 30% for 2 s with a level of 40% asked; resumed: 40% ${took} s later"
+    else
+        check control_pause false "vm1 at $held% while paused (status: $st); now $(cap_of vm1)%"
+    fi
+    timeout 30 rex run --once -c /etc/rex/policy.cfg > /tmp/control.second 2>&1
+    second=$?
+    stop_rex TERM
+    status=$REX_STATUS
+    if [ "$second" = 3 ] && grep -q "another rex is running" /tmp/control.second &&
+        [ "$status" = 0 ] && [ ! -e /run/rex/rex.sock ]; then
+        check control_lock true "a second rex run exited 3: $(head -n1 /tmp/control.second | cut -c1-90); the first exited 0 and removed its socket"
+    else
+        check control_lock false "second rex: status $second: $(head -c 200 /tmp/control.second); first: status $status; socket left: $(ls /run/rex 2>&1)"
+    fi
+    emit_rex_log control "$out"
+}

@@ -75,6 +75,8 @@ if [ -n "$EXP2_MEAN_xl" ] && [ -n "$EXP2_MEAN_exec" ]; then
 fi
 
 flush_later
+control_check
+flush_later
 memory_phase
 flush_later
 lifecycle
