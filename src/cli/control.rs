@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rex::daemon::control::client::{self, DEFAULT_SOCKET};
+use rex::daemon::control::persist::persist;
 use rex::daemon::control::protocol::{Request, SlaChange};
 use rex::error_chain;
 
@@ -33,6 +34,10 @@ pub struct SlaArgs {
     /// or off (no SLA: best-effort); several may be given
     #[arg(required = true, value_name = "CHANGE")]
     pub change: Vec<String>,
+    /// Also write the change into the daemon's policy file (a line edit of
+    /// the domain's entry; comments and layout stay), so a reload keeps it
+    #[arg(long)]
+    pub persist: bool,
     #[command(flatten)]
     pub socket: Socket,
 }
@@ -56,10 +61,38 @@ pub fn sla(args: SlaArgs) -> ExitCode {
         }
     };
     let request = Request::Sla {
-        domain: args.domain,
+        domain: args.domain.clone(),
         change,
     };
-    send("sla", &args.socket, request)
+    let body = match ask("sla", &args.socket, request) {
+        Ok(body) => body,
+        Err(code) => return code,
+    };
+    rex::print_safe!("{body}");
+    if !args.persist {
+        return ExitCode::SUCCESS;
+    }
+    // The daemon took it (checked against the host); now the file.
+    let policy = client::request(&args.socket.path, &Request::Status { json: true })
+        .ok()
+        .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .and_then(|status| status["policy"].as_str().map(PathBuf::from));
+    let Some(policy) = policy else {
+        rex::eprintln_safe!(
+            "rex sla: rex took the change, but did not say its policy file: not persisted"
+        );
+        return ExitCode::from(1);
+    };
+    match persist(&policy, &args.domain, change) {
+        Ok(()) => {
+            rex::print_safe!("written to {}\n", policy.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            rex::eprintln_safe!("rex sla: rex took the change, but the file is unchanged: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 pub fn pause(args: PauseArgs) -> ExitCode {
@@ -71,14 +104,19 @@ pub fn resume(args: PauseArgs) -> ExitCode {
 }
 
 fn send(name: &str, socket: &Socket, request: Request) -> ExitCode {
-    match client::request(&socket.path, &request) {
+    match ask(name, socket, request) {
         Ok(body) => {
             rex::print_safe!("{body}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            rex::eprintln_safe!("rex {name}: {}", error_chain(&e));
-            ExitCode::from(e.status())
-        }
+        Err(code) => code,
     }
+}
+
+/// The daemon's answer, or the exit code after saying why there is none.
+fn ask(name: &str, socket: &Socket, request: Request) -> Result<String, ExitCode> {
+    client::request(&socket.path, &request).map_err(|e| {
+        rex::eprintln_safe!("rex {name}: {}", error_chain(&e));
+        ExitCode::from(e.status())
+    })
 }

@@ -102,7 +102,14 @@ pub fn run<H: Host + EventSource>(
     let mut driver = Driver::new(host, Engine::new(config), args.dry_run)?;
     let mut waiter = Waiter::new()?;
     let stopped = run_loop(&mut driver, &mut display, &mut waiter, args);
-    summary::report(&mut display, driver.timings(), args.dry_run);
+    // A daemon that never started (another holds the lock, the metrics
+    // file cannot be written) has no summary to give.
+    if !matches!(
+        stopped,
+        Err(DaemonError::Control(_) | DaemonError::Metrics { .. })
+    ) {
+        summary::report(&mut display, driver.timings(), args.dry_run);
+    }
     stopped
 }
 
@@ -116,7 +123,7 @@ pub fn run_loop<H: Host + EventSource>(
 ) -> Result<Stopped, DaemonError> {
     // The lock before anything else: a second daemon changes nothing.
     let mut control = open_control(args)?;
-    let mut board = control::Board::new(args.dry_run);
+    let mut board = control::Board::new(args.dry_run, &args.policy);
     // A metrics file that cannot be written is refused before anything is
     // changed (an empty exposition is a valid one).
     let mut metrics = match &args.metrics {

@@ -8,6 +8,7 @@
 //! start. The protocol is in [`protocol`].
 
 pub mod client;
+pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod status;

@@ -83,11 +83,15 @@ pub struct Board {
     /// The error of the last tick, while ticks fail.
     pub failing: Option<String>,
     pub dry_run: bool,
+    /// The policy file, as an absolute path (for `rex sla --persist`).
+    policy: String,
 }
 
 impl Board {
-    pub fn new(dry_run: bool) -> Self {
+    pub fn new(dry_run: bool, policy: &std::path::Path) -> Self {
+        let policy = std::path::absolute(policy).unwrap_or_else(|_| policy.to_path_buf());
         Self {
+            policy: policy.display().to_string(),
             started: Instant::now(),
             t0_ns: None,
             ticks: 0,
@@ -205,7 +209,7 @@ impl Board {
         json!({
             "state": if self.paused.is_some() { "paused" } else if self.dry_run { "dry_run" } else { "running" },
             "paused_by": self.paused, "uptime_s": round2(self.started.elapsed().as_secs_f64()),
-            "interval_ms": config.host.interval_ms, "ticks": self.ticks,
+            "policy": self.policy, "interval_ms": config.host.interval_ms, "ticks": self.ticks,
             "tick_ms": {"last": round3(self.last_cost.as_secs_f64() * 1e3),
                         "max": round3(self.max_cost.as_secs_f64() * 1e3),
                         "mean": round3(self.mean_cost_ms())},

@@ -276,13 +276,12 @@ fn a_second_daemon_refuses_to_start_and_a_dead_ones_socket_is_replaced() {
     daemon_args.once = true;
     let config = load(&daemon_args).unwrap();
     let host = ScriptedHost(Script::default());
-    let e = run(
-        host,
-        config.clone(),
-        &daemon_args,
-        Box::new(Shared::default()),
-    )
-    .unwrap_err();
+    let out = Shared::default();
+    let e = run(host, config.clone(), &daemon_args, Box::new(out.clone())).unwrap_err();
+    assert!(
+        out.0.lock().unwrap().is_empty(),
+        "a daemon that did not start prints no summary"
+    );
     assert!(
         e.to_string()
             .contains("another rex is running on this host"),

@@ -455,7 +455,7 @@ control_check() {
         check control_sla false "rex sla: $(cat /tmp/control.sla); vm1 cap $(cap_of vm1); audit: $(grep -c sla_changed "$out")"
     fi
     rex pause > /dev/null 2>&1
-    rex sla vm1 cap=40 > /dev/null 2>&1
+    rex sla vm1 cap=40 --persist > /tmp/control.persist 2>&1
     sleep 2
     held=$(cap_of vm1)
     rex status | grep -q paused && st=paused || st=not-paused
@@ -464,6 +464,13 @@ control_check() {
         check control_pause true "paused: vm1 held at 30% for 2 s with a level of 40% asked; resumed: 40% ${took} s later"
     else
         check control_pause false "vm1 at $held% while paused (status: $st); now $(cap_of vm1)%"
+    fi
+    # --persist edited only vm1's entry: the file parses and gives it 40%.
+    if grep -q '"name=vm1,cap=40,' /etc/rex/policy.cfg && grep -q '^# Written by the xen lab' /etc/rex/policy.cfg &&
+        rex run --once --dry-run --control none -c /etc/rex/policy.cfg > /dev/null 2>&1; then
+        check control_persist true "rex sla --persist: $(tail -n1 /tmp/control.persist); vm1's entry reads cap=40, the comment stays, the file loads"
+    else
+        check control_persist false "rex sla --persist: $(cat /tmp/control.persist); entry: $(grep name=vm1 /etc/rex/policy.cfg)"
     fi
     timeout 30 rex run --once -c /etc/rex/policy.cfg > /tmp/control.second 2>&1
     second=$?
