@@ -7,7 +7,7 @@
 //! counters) under a `xen_rex_` prefix; a domain is labelled by its name,
 //! as `xl list` shows it. Only managed domains are exported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
@@ -36,6 +36,10 @@ pub struct Metrics {
     errors: BTreeMap<(String, &'static str), u64>,
     /// Seconds each SLA domain answered above its SLA (ticks × interval).
     violation_s: BTreeMap<String, f64>,
+    /// Domains whose balloon rex has flagged uncooperative.
+    uncooperative: BTreeSet<String>,
+    /// Whether `rex pause` holds the changes (set by the daemon).
+    pub paused: bool,
     /// Cumulative counts per bucket of APPLY_BUCKETS_S, then +Inf.
     apply_buckets: [u64; APPLY_BUCKETS_S.len() + 1],
     apply_sum_s: f64,
@@ -50,6 +54,8 @@ impl Metrics {
             reallocations: BTreeMap::new(),
             errors: BTreeMap::new(),
             violation_s: BTreeMap::new(),
+            uncooperative: BTreeSet::new(),
+            paused: false,
             apply_buckets: [0; APPLY_BUCKETS_S.len() + 1],
             apply_sum_s: 0.0,
             last_text: String::new(),
@@ -65,6 +71,13 @@ impl Metrics {
             let name = applied.change.name.clone();
             match &applied.error {
                 None => {
+                    if let Action::BalloonFlag { uncooperative } = applied.change.action {
+                        if uncooperative {
+                            self.uncooperative.insert(name.clone());
+                        } else {
+                            self.uncooperative.remove(&name);
+                        }
+                    }
                     let key = (name, kind, applied.change.reason.key());
                     *self.reallocations.entry(key).or_default() += 1;
                     self.observe_apply(applied.elapsed);
@@ -185,6 +198,15 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "xen_rex_domain_balloon_uncooperative",
+            "1 while rex holds the domain's balloon uncooperative (xenstore memory/uncooperative).",
+            &mut managed.iter().map(|u| {
+                let flagged = self.uncooperative.contains(&u.name);
+                (u.name.clone(), f64::from(u8::from(flagged)))
+            }),
+        );
+        gauge(
+            &mut out,
             "xen_rex_domain_response_seconds",
             "Response time the guest last reported (where it reports one).",
             &mut managed
@@ -253,10 +275,14 @@ impl Metrics {
              xen_rex_managed_domains {}\n\
              # HELP xen_rex_dry_run 1 when rex decides but applies nothing.\n\
              # TYPE xen_rex_dry_run gauge\n\
-             xen_rex_dry_run {}",
+             xen_rex_dry_run {}\n\
+             # HELP xen_rex_paused 1 while `rex pause` holds every change.\n\
+             # TYPE xen_rex_paused gauge\n\
+             xen_rex_paused {}",
             self.ticks,
             managed.len(),
-            u8::from(report.dry_run)
+            u8::from(report.dry_run),
+            u8::from(self.paused)
         );
         out
     }
@@ -355,6 +381,54 @@ mod tests {
             elapsed: Duration::from_micros(1500),
             error: error.map(String::from),
         }
+    }
+
+    #[test]
+    fn a_flagged_balloon_and_a_pause_are_exported_until_they_end() {
+        let config =
+            parse_policy_text("test.cfg", "domains = [ \"name=web\", \"name=batch\" ]\n").unwrap();
+        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let flag = |uncooperative: bool| AppliedChange {
+            change: Change {
+                domid: 1,
+                name: "web".into(),
+                action: Action::BalloonFlag { uncooperative },
+                reason: Reason::BalloonRetried,
+            },
+            elapsed: Duration::from_micros(100),
+            error: None,
+        };
+        let tick = |applied: Vec<AppliedChange>| TickReport {
+            at_ns: 0,
+            host: crate::engine::HostInfo {
+                guest_pcpus: 1,
+                total_mem_kb: 1 << 20,
+                free_mem_kb: 1 << 19,
+                scheduler: crate::engine::Scheduler::Credit2,
+            },
+            usage: vec![usage(1, "web", 20, None), usage(2, "batch", 20, None)],
+            applied,
+            dry_run: false,
+        };
+        let gauge = |text: &str, domain: &str| {
+            let prefix = format!("xen_rex_domain_balloon_uncooperative{{domain=\"{domain}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix).map(String::from))
+        };
+        metrics.record(&tick(vec![flag(true)]), &config);
+        assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("1"));
+        assert_eq!(gauge(metrics.text(), "batch").as_deref(), Some("0"));
+        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 0"));
+        metrics.paused = true;
+        metrics.record(&tick(vec![]), &config);
+        assert_eq!(
+            gauge(metrics.text(), "web").as_deref(),
+            Some("1"),
+            "it lasts"
+        );
+        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 1"));
+        metrics.record(&tick(vec![flag(false)]), &config);
+        assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("0"));
     }
 
     #[test]
