@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -318,6 +319,12 @@ fn number(value: f64) -> String {
 /// Writes `bytes` to `path` so a reader sees the old file or the new one,
 /// never a part: a temporary file beside it, synced, renamed over it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, None)
+}
+
+/// Writes `bytes` beside `path` (with `mode`, when given, before any
+/// byte) and renames the file over `path`.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -329,6 +336,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
+        if let Some(mode) = mode {
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
         file.write_all(bytes)?;
         file.sync_data()?;
         fs::rename(&tmp, path)

@@ -5,7 +5,6 @@
 //! entry or a decomposition table decides them), nothing is written.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -112,24 +111,10 @@ fn quoted_strings(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// Replaces `path` with `text`: a file beside it, with its mode, renamed
-/// over it.
+/// Replaces `path` with `text`, keeping its mode.
 fn write_beside(path: &Path, text: &str) -> std::io::Result<()> {
     let mode = fs::metadata(path)?.permissions().mode();
-    let mut name = path.as_os_str().to_os_string();
-    name.push(".rex-new");
-    let tmp = std::path::PathBuf::from(name);
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::daemon::metrics::replace_file(path, text.as_bytes(), Some(mode))
 }
 
 #[cfg(test)]
