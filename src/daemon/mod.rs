@@ -102,6 +102,18 @@ pub fn run<H: Host + EventSource>(
     let mut driver = Driver::new(host, Engine::new(config), args.dry_run)?;
     let mut waiter = Waiter::new()?;
     let stopped = run_loop(&mut driver, &mut display, &mut waiter, args);
+    for (domid, error) in driver.withdraw_flags() {
+        let text = match &error {
+            None => format!("domain {domid}: uncooperative flag withdrawn (rex stops)"),
+            Some(e) => format!("domain {domid}: cannot withdraw the uncooperative flag: {e}"),
+        };
+        log::info!("{text}");
+        display.event(
+            "flag_withdrawn",
+            &text,
+            serde_json::json!({ "domid": domid, "error": error }),
+        );
+    }
     // A daemon that never started (another holds the lock, the metrics
     // file cannot be written) has no summary to give.
     if !matches!(

@@ -3,11 +3,13 @@
 //! This is the loop body shared by `rex simulate`, `rex run` and `xl rex`;
 //! only the waiting between ticks differs.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::{Host, HostError};
 use crate::engine::{
-    Action, Change, DomainObservation, Engine, GuestReport, HostInfo, PolicyError, Snapshot, Usage,
+    Action, Change, DomId, DomainObservation, Engine, GuestReport, HostInfo, PolicyError, Snapshot,
+    Usage,
 };
 use crate::error_chain;
 
@@ -70,6 +72,9 @@ pub struct Driver<H: Host> {
     engine: Engine,
     dry_run: bool,
     timings: Vec<Duration>,
+    /// Domains rex has flagged uncooperative in the host (xenstore), to
+    /// withdraw the flags when rex stops: nobody enforces them then.
+    flagged: BTreeSet<DomId>,
 }
 
 impl<H: Host> Driver<H> {
@@ -82,6 +87,7 @@ impl<H: Host> Driver<H> {
             engine,
             dry_run,
             timings: Vec::new(),
+            flagged: BTreeSet::new(),
         })
     }
 
@@ -147,6 +153,9 @@ impl<H: Host> Driver<H> {
         let snapshot = self.observe()?;
         let tick = self.engine.step(&snapshot);
         let host = snapshot.host.clone();
+        // A domain gone takes its xenstore directory, and its flag, along.
+        self.flagged
+            .retain(|d| snapshot.domains.iter().any(|o| o.info.domid == *d));
         let mut applied = Vec::with_capacity(tick.plan.changes.len());
         for change in tick.plan.changes {
             let (elapsed, error) = if self.dry_run {
@@ -157,6 +166,13 @@ impl<H: Host> Driver<H> {
                 let elapsed = started.elapsed();
                 if result.is_ok() {
                     self.timings.push(elapsed);
+                    if let Action::BalloonFlag { uncooperative } = change.action {
+                        if uncooperative {
+                            self.flagged.insert(change.domid);
+                        } else {
+                            self.flagged.remove(&change.domid);
+                        }
+                    }
                 }
                 (elapsed, result.err().map(|e| error_chain(&e)))
             };
@@ -190,6 +206,19 @@ impl<H: Host> Driver<H> {
         })
     }
 
+    /// Removes every uncooperative flag rex set (rex is stopping): the
+    /// domains flagged, each with the host's error if the removal failed.
+    pub fn withdraw_flags(&mut self) -> Vec<(DomId, Option<String>)> {
+        let flagged = std::mem::take(&mut self.flagged);
+        flagged
+            .into_iter()
+            .map(|domid| {
+                let result = self.host.set_uncooperative(domid, false);
+                (domid, result.err().map(|e| error_chain(&e)))
+            })
+            .collect()
+    }
+
     fn apply(&mut self, change: &Change) -> Result<(), HostError> {
         match change.action {
             Action::Cap { to, .. } => self.host.set_cap(change.domid, to),
@@ -199,5 +228,107 @@ impl<H: Host> Driver<H> {
                 self.host.set_uncooperative(change.domid, uncooperative)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::policy::parse_policy_text;
+    use crate::engine::{DomainInfo, DomainState, KiB, SchedParams, Scheduler};
+
+    /// One guest whose balloon never moves, and a record of the flags set.
+    #[derive(Default)]
+    struct StuckBalloon {
+        ticks: u64,
+        target_kb: KiB,
+        flags: Vec<(DomId, bool)>,
+    }
+
+    impl Host for StuckBalloon {
+        fn now_ns(&mut self) -> u64 {
+            self.ticks * 1_000_000_000
+        }
+        fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
+            self.ticks += 1;
+            Ok(vec![DomainInfo {
+                domid: 4,
+                name: "vm4".into(),
+                uuid: [4; 16],
+                vcpus_online: 1,
+                cpu_time_ns: self.ticks * 10_000_000,
+                mem_current_kb: 128 << 10,
+                mem_target_kb: self.target_kb,
+                mem_max_kb: self.target_kb + 1024,
+                state: DomainState::Running,
+            }])
+        }
+        fn host_info(&mut self) -> Result<HostInfo, HostError> {
+            Ok(HostInfo {
+                guest_pcpus: 1,
+                total_mem_kb: 4 << 20,
+                free_mem_kb: 2 << 20,
+                scheduler: Scheduler::Credit2,
+            })
+        }
+        fn sched_params(&mut self, _: DomId) -> Result<SchedParams, HostError> {
+            Ok(SchedParams {
+                weight: 256,
+                cap: 20,
+            })
+        }
+        fn set_cap(&mut self, _: DomId, _: u32) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn set_weight(&mut self, _: DomId, _: u32) -> Result<(), HostError> {
+            Ok(())
+        }
+        fn set_memory_target(&mut self, _: DomId, target_kb: KiB) -> Result<(), HostError> {
+            self.target_kb = target_kb;
+            Ok(())
+        }
+        fn set_uncooperative(&mut self, domid: DomId, on: bool) -> Result<(), HostError> {
+            self.flags.push((domid, on));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_flags_rex_set_are_withdrawn_when_it_stops() {
+        let config = parse_policy_text(
+            "t.cfg",
+            "balloon_timeout = 1000\n\
+             domains = [ \"name=vm4,cap=20,cap_min=20,cap_max=40,memory=128M,mem_min=128M,mem_max=256M\" ]\n",
+        )
+        .unwrap();
+        // The administrator asked 192 MiB; the guest holds 128 MiB and
+        // does not move.
+        let host = StuckBalloon {
+            target_kb: 192 << 10,
+            ..StuckBalloon::default()
+        };
+        let mut driver = Driver::new(host, Engine::new(config), false).unwrap();
+        for _ in 0..10 {
+            driver.tick().unwrap();
+            if !driver.host_mut().flags.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(driver.host_mut().flags, vec![(4, true)], "flagged once");
+        assert_eq!(driver.withdraw_flags(), vec![(4, None)]);
+        assert_eq!(driver.host_mut().flags, vec![(4, true), (4, false)]);
+        assert!(
+            driver.withdraw_flags().is_empty(),
+            "nothing left to withdraw"
+        );
+        // Its target was set back to what it holds: after the probation rex
+        // retries it (removing the flag again) and never flags it again.
+        for _ in 0..20 {
+            driver.tick().unwrap();
+        }
+        let flags = &driver.host_mut().flags;
+        assert_eq!(flags.iter().filter(|f| f.1).count(), 1, "{flags:?}");
+        assert_eq!(flags.last(), Some(&(4, false)), "{flags:?}");
+        assert!(driver.withdraw_flags().is_empty());
     }
 }

@@ -322,11 +322,12 @@ stuck_balloon_check() {
     else
         check memory_stuck_balloon_flagged false "vm4 paused, target ${asked} MiB: flag '${flag}', target ${target:-?} kB after ${i} s"
     fi
-    xenstore-rm "/local/domain/$d4/memory/uncooperative" 2> /dev/null || true
+    # The flag stays for rex's probation; memory_phase checks that rex
+    # withdraws it when it stops.
 }
 
 memory_phase() {
-    local i n agents="" start3 start4 t0 d3 now held=0 avail total target
+    local i n agents="" start3 start4 t0 d3 now held=0 avail total target flag
     local pressure_at="" grown_at="" min_free="" free peak3 alive="" kind=xl end4
     # Without the patched xl (Debian 13's source unavailable), rex run.
     rex_available xl || kind=libxl
@@ -383,7 +384,15 @@ memory_phase() {
     dead_agent_check
     end4=$(mem_target_kb vm4)
     stuck_balloon_check
+    flag=$(xenstore-read "/local/domain/$(domid_of vm4)/memory/uncooperative" 2>/dev/null)
     stop_rex TERM
+    if [ "$flag" = 1 ] && ! xenstore-read "/local/domain/$(domid_of vm4)/memory/uncooperative" > /dev/null 2>&1 &&
+        grep -q '"event":"flag_withdrawn".*"error":null' /tmp/mem.out; then
+        check memory_flag_withdrawn true "vm4's memory/uncooperative, set while rex ran, is gone after SIGTERM (rex exit $REX_STATUS)"
+    else
+        check memory_flag_withdrawn false "flag before stop '$flag'; after: '$(xenstore-read "/local/domain/$(domid_of vm4)/memory/uncooperative" 2>&1)'; $(grep -c flag_withdrawn /tmp/mem.out) withdrawal lines"
+    fi
+    xenstore-rm "/local/domain/$(domid_of vm4)/memory/uncooperative" 2> /dev/null || true
     emit_rex_log memory /tmp/mem.out
     emit "{\"memory\":\"vm3\",\"start_kb\":$start3,\"peak_kb\":$peak3,\"held_mib\":$held,\"pressure_s\":\"$pressure_at\",\"grown_s\":\"$grown_at\",\"min_host_free_mib\":\"$min_free\",\"rex_status\":\"$REX_STATUS\"}"
     md ""
