@@ -63,6 +63,8 @@ struct FixedReads {
     scheduler: Scheduler,
     host_info_calls: u32,
     domains: Vec<DomainInfo>,
+    /// Domains in a cpupool of another scheduler than the guests'.
+    other_pool: Vec<(DomId, Scheduler)>,
 }
 
 impl Host for FixedReads {
@@ -96,6 +98,13 @@ impl Host for FixedReads {
     fn set_memory_target(&mut self, _: DomId, _: KiB) -> Result<(), HostError> {
         panic!("the exec host must not write through its reads");
     }
+    fn domain_scheduler(&mut self, domid: DomId) -> Result<Option<Scheduler>, HostError> {
+        Ok(self
+            .other_pool
+            .iter()
+            .find(|(d, _)| *d == domid)
+            .map(|(_, s)| s.clone()))
+    }
 }
 
 fn exec_host(scheduler: Scheduler, xl: &Path) -> ExecHost<FixedReads> {
@@ -104,6 +113,7 @@ fn exec_host(scheduler: Scheduler, xl: &Path) -> ExecHost<FixedReads> {
             scheduler,
             host_info_calls: 0,
             domains: Vec::new(),
+            other_pool: Vec::new(),
         },
         XlCommand::new(xl.to_path_buf()),
     )
@@ -138,6 +148,24 @@ fn credit_pool_gets_sched_credit_and_the_scheduler_is_read_once() {
         ]
     );
     assert_eq!(host.reads_mut().host_info_calls, 1);
+}
+
+#[test]
+fn a_domain_in_another_pool_is_set_with_its_own_pools_scheduler() {
+    // The lab's cpupool check: vm1 alone in a credit pool, the other
+    // guests (lower domids) in credit2's Pool-0.
+    let stub = StubXl::new("two-pools", 0, "");
+    let mut host = exec_host(Scheduler::Credit2, &stub.path());
+    host.reads_mut().other_pool = vec![(5, Scheduler::Credit)];
+    host.set_cap(5, 20).unwrap();
+    host.set_cap(3, 30).unwrap();
+    assert_eq!(
+        stub.calls(),
+        [
+            ["sched-credit", "-d", "5", "-c", "20"],
+            ["sched-credit2", "-d", "3", "-c", "30"],
+        ]
+    );
 }
 
 #[test]

@@ -208,7 +208,12 @@ impl<H: Host> ExecHost<H> {
     /// `xl sched-credit[2] -d D -c CAP` or `… -w WEIGHT`: one setting, the
     /// other left as it is (as an administrator would type it).
     fn set_sched(&mut self, domid: DomId, setting: SchedSetting) -> Result<(), HostError> {
-        let scheduler = self.scheduler()?;
+        // The domain's own pool decides (`xl sched-credit2` on a domain in
+        // a credit pool fails); the guests' scheduler if it cannot be read.
+        let scheduler = match self.reads.domain_scheduler(domid) {
+            Ok(Some(s)) => s,
+            Ok(None) | Err(_) => self.scheduler()?,
+        };
         self.xl
             .set_sched(&scheduler, domid, setting)
             .map_err(|e| HostError::SetSched {
@@ -265,6 +270,10 @@ impl<H: Host> Host for ExecHost<H> {
     /// xenstore connection, as the guests' values are read.
     fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
         self.reads.set_uncooperative(domid, uncooperative)
+    }
+
+    fn domain_scheduler(&mut self, domid: DomId) -> Result<Option<Scheduler>, HostError> {
+        self.reads.domain_scheduler(domid)
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {

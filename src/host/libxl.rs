@@ -178,6 +178,7 @@ struct Known {
     uuid: [u8; 16],
     name: Option<String>,
     max_kb: KiB,
+    cpupool: u32,
 }
 
 impl Known {
@@ -244,6 +245,7 @@ impl<C: Context> Host for LibxlHost<C> {
                     uuid: d.uuid.uuid,
                     name: name.clone(),
                     max_kb: mem_max_kb,
+                    cpupool: d.cpupool,
                 },
             );
             out.push(DomainInfo {
@@ -336,6 +338,21 @@ impl<C: Context> Host for LibxlHost<C> {
                 domid,
                 source: boxed(e),
             })
+    }
+
+    /// The scheduler of the domain's own cpupool (from the last list), so
+    /// a domain in another pool than the guests' is set with its own.
+    fn domain_scheduler(&mut self, domid: DomId) -> Result<Option<Scheduler>, HostError> {
+        let Some(pool) = self.known.get(&domid).map(|k| k.cpupool) else {
+            return Ok(None);
+        };
+        match self.ctx.cpupool_info(pool) {
+            Ok(info) => Ok(Some(self.scheduler(info.scheduler()))),
+            Err(e) => {
+                log::debug!("cpupool {pool} of domain {domid}: {e}; using the guests' scheduler");
+                Ok(None)
+            }
+        }
     }
 
     fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
@@ -440,6 +457,7 @@ mod tests {
             uuid: [1; 16],
             name: Some("vm5".into()),
             max_kb: 0,
+            cpupool: 0,
         };
         assert_eq!(known.name_for(&[1; 16]), Some("vm5"));
         // domid reused by another domain: ask libxl again

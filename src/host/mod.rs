@@ -8,7 +8,7 @@
 //!
 //! The engine never sees which one it is talking to.
 
-use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams};
+use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
 
 pub mod driver;
 pub mod events;
@@ -85,6 +85,13 @@ pub trait Host {
     /// Sets the domain's scheduler weight, leaving its cap as it is.
     fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError>;
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError>;
+    /// The scheduler of the cpupool `domid` runs in (a domain may sit in
+    /// another pool than the guests'); `None` when the backend cannot tell
+    /// (the guests' scheduler, from `host_info`, is then the one).
+    fn domain_scheduler(&mut self, _domid: DomId) -> Result<Option<Scheduler>, HostError> {
+        Ok(None)
+    }
+
     /// Publishes (or withdraws) that the domain's balloon is uncooperative:
     /// xenstore `memory/uncooperative`, squeezed's flag. A backend with no
     /// such channel has nothing to publish.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::exec::{ExecHost, XlCommand};
 use super::libxl::LibxlHost;
 use super::{EventSource, Host, HostError};
-use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams};
+use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
 use crate::xl::{BorrowedCtx, Ctx};
 
 /// How rex reaches Xen.
@@ -94,6 +94,10 @@ impl Host for XenHost<'_> {
 
     fn set_uncooperative(&mut self, domid: DomId, uncooperative: bool) -> Result<(), HostError> {
         each!(self, h => h.set_uncooperative(domid, uncooperative))
+    }
+
+    fn domain_scheduler(&mut self, domid: DomId) -> Result<Option<Scheduler>, HostError> {
+        each!(self, h => h.domain_scheduler(domid))
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
