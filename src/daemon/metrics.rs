@@ -7,7 +7,7 @@
 //! counters) under a `xen_rex_` prefix; a domain is labelled by its name,
 //! as `xl list` shows it. Only managed domains are exported.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
@@ -37,10 +37,6 @@ pub struct Metrics {
     errors: BTreeMap<(String, &'static str), u64>,
     /// Seconds each SLA domain answered above its SLA (ticks × interval).
     violation_s: BTreeMap<String, f64>,
-    /// Domains whose balloon rex has flagged uncooperative.
-    uncooperative: BTreeSet<String>,
-    /// Whether `rex pause` holds the changes (set by the daemon).
-    pub paused: bool,
     /// Cumulative counts per bucket of APPLY_BUCKETS_S, then +Inf.
     apply_buckets: [u64; APPLY_BUCKETS_S.len() + 1],
     apply_sum_s: f64,
@@ -55,8 +51,6 @@ impl Metrics {
             reallocations: BTreeMap::new(),
             errors: BTreeMap::new(),
             violation_s: BTreeMap::new(),
-            uncooperative: BTreeSet::new(),
-            paused: false,
             apply_buckets: [0; APPLY_BUCKETS_S.len() + 1],
             apply_sum_s: 0.0,
             last_text: String::new(),
@@ -72,13 +66,6 @@ impl Metrics {
             let name = applied.change.name.clone();
             match &applied.error {
                 None => {
-                    if let Action::BalloonFlag { uncooperative } = applied.change.action {
-                        if uncooperative {
-                            self.uncooperative.insert(name.clone());
-                        } else {
-                            self.uncooperative.remove(&name);
-                        }
-                    }
                     let key = (name, kind, applied.change.reason.key());
                     *self.reallocations.entry(key).or_default() += 1;
                     self.observe_apply(applied.elapsed);
@@ -202,7 +189,7 @@ impl Metrics {
             "xen_rex_domain_balloon_uncooperative",
             "1 while rex holds the domain's balloon uncooperative (xenstore memory/uncooperative).",
             &mut managed.iter().map(|u| {
-                let flagged = self.uncooperative.contains(&u.name);
+                let flagged = report.uncooperative.contains(&u.domid);
                 (u.name.clone(), f64::from(u8::from(flagged)))
             }),
         );
@@ -283,7 +270,7 @@ impl Metrics {
             self.ticks,
             managed.len(),
             u8::from(report.dry_run),
-            u8::from(self.paused)
+            u8::from(report.paused)
         );
         out
     }
@@ -393,63 +380,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_flagged_balloon_and_a_pause_are_exported_until_they_end() {
-        let config =
-            parse_policy_text("test.cfg", "domains = [ \"name=web\", \"name=batch\" ]\n").unwrap();
-        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
-        let flag = |uncooperative: bool| AppliedChange {
-            change: Change {
-                domid: 1,
-                name: "web".into(),
-                action: Action::BalloonFlag { uncooperative },
-                reason: Reason::BalloonRetried,
-            },
-            elapsed: Duration::from_micros(100),
-            error: None,
-        };
-        let tick = |applied: Vec<AppliedChange>| TickReport {
-            at_ns: 0,
-            host: crate::engine::HostInfo {
-                guest_pcpus: 1,
-                total_mem_kb: 1 << 20,
-                free_mem_kb: 1 << 19,
-                scheduler: crate::engine::Scheduler::Credit2,
-            },
-            usage: vec![usage(1, "web", 20, None), usage(2, "batch", 20, None)],
-            applied,
-            dry_run: false,
-        };
-        let gauge = |text: &str, domain: &str| {
-            let prefix = format!("xen_rex_domain_balloon_uncooperative{{domain=\"{domain}\"}} ");
-            text.lines()
-                .find_map(|l| l.strip_prefix(&prefix).map(String::from))
-        };
-        metrics.record(&tick(vec![flag(true)]), &config);
-        assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("1"));
-        assert_eq!(gauge(metrics.text(), "batch").as_deref(), Some("0"));
-        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 0"));
-        metrics.paused = true;
-        metrics.record(&tick(vec![]), &config);
-        assert_eq!(
-            gauge(metrics.text(), "web").as_deref(),
-            Some("1"),
-            "it lasts"
-        );
-        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 1"));
-        metrics.record(&tick(vec![flag(false)]), &config);
-        assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("0"));
-    }
-
-    #[test]
-    fn violations_reallocations_and_latencies_are_counted_across_ticks() {
-        let config = parse_policy_text(
-            "test.cfg",
-            "interval = 500\ndomains = [ \"name=web,sla_ms=900\", \"name=batch\" ]\n",
-        )
-        .unwrap();
-        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
-        let tick = |usage: Vec<Usage>, applied: Vec<AppliedChange>| TickReport {
+    /// One tick's report on a one-pCPU host with 1 GiB.
+    fn report(usage: Vec<Usage>, applied: Vec<AppliedChange>) -> TickReport {
+        TickReport {
             at_ns: 0,
             host: crate::engine::HostInfo {
                 guest_pcpus: 1,
@@ -460,7 +393,44 @@ mod tests {
             usage,
             applied,
             dry_run: false,
+            paused: false,
+            uncooperative: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_flagged_balloon_and_a_pause_are_exported_as_the_tick_reports_them() {
+        let config =
+            parse_policy_text("test.cfg", "domains = [ \"name=web\", \"name=batch\" ]\n").unwrap();
+        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let gauge = |text: &str, domain: &str| {
+            let prefix = format!("xen_rex_domain_balloon_uncooperative{{domain=\"{domain}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix).map(String::from))
         };
+        let both = || vec![usage(1, "web", 20, None), usage(2, "batch", 20, None)];
+        let mut flagged = report(both(), vec![]);
+        flagged.uncooperative.insert(1);
+        metrics.record(&flagged, &config);
+        assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("1"));
+        assert_eq!(gauge(metrics.text(), "batch").as_deref(), Some("0"));
+        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 0"));
+        flagged.paused = true;
+        metrics.record(&flagged, &config);
+        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 1"));
+        metrics.record(&report(both(), vec![]), &config);
+        assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("0"));
+        assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 0"));
+    }
+
+    #[test]
+    fn violations_reallocations_and_latencies_are_counted_across_ticks() {
+        let config = parse_policy_text(
+            "test.cfg",
+            "interval = 500\ndomains = [ \"name=web,sla_ms=900\", \"name=batch\" ]\n",
+        )
+        .unwrap();
+        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
         // Two ticks above the SLA (one second at 500 ms a tick), one below.
         for (response, applied) in [
             (1200.0, vec![raise("web", 20, 30, None)]),
@@ -474,7 +444,7 @@ mod tests {
             (400.0, vec![raise("web", 40, 50, None)]),
         ] {
             metrics.record(
-                &tick(
+                &report(
                     vec![
                         usage(1, "web", 40, Some(response)),
                         usage(2, "batch", 20, None),

@@ -206,9 +206,6 @@ pub fn run_loop<H: Host + EventSource>(
         }
         if tick_now {
             if let Some(report) = tick(driver, display, &mut failures, &mut board) {
-                if let Some(m) = &mut metrics {
-                    m.paused = board.paused.is_some();
-                }
                 let config = driver.engine().config();
                 export(&mut metrics, &mut metrics_failures, &report, config);
             }

@@ -41,6 +41,11 @@ pub struct TickReport {
     pub usage: Vec<Usage>,
     pub applied: Vec<AppliedChange>,
     pub dry_run: bool,
+    /// The tick only observed: `rex pause` holds every change.
+    pub paused: bool,
+    /// Domains whose balloon rex holds flagged uncooperative after this
+    /// tick (the flags it will withdraw when it stops).
+    pub uncooperative: BTreeSet<DomId>,
 }
 
 impl TickReport {
@@ -188,6 +193,8 @@ impl<H: Host> Driver<H> {
             usage: tick.usage,
             applied,
             dry_run: self.dry_run,
+            paused: false,
+            uncooperative: self.flagged.clone(),
         })
     }
 
@@ -203,6 +210,8 @@ impl<H: Host> Driver<H> {
             usage,
             applied: Vec::new(),
             dry_run: self.dry_run,
+            paused: true,
+            uncooperative: self.flagged.clone(),
         })
     }
 
@@ -308,13 +317,16 @@ mod tests {
             ..StuckBalloon::default()
         };
         let mut driver = Driver::new(host, Engine::new(config), false).unwrap();
+        let mut reported = BTreeSet::new();
         for _ in 0..10 {
-            driver.tick().unwrap();
+            reported = driver.tick().unwrap().uncooperative;
             if !driver.host_mut().flags.is_empty() {
                 break;
             }
         }
         assert_eq!(driver.host_mut().flags, vec![(4, true)], "flagged once");
+        assert_eq!(reported, BTreeSet::from([4]), "the tick reports the flag");
+        assert_eq!(driver.observe_only().unwrap().uncooperative, reported);
         assert_eq!(driver.withdraw_flags(), vec![(4, None)]);
         assert_eq!(driver.host_mut().flags, vec![(4, true), (4, false)]);
         assert!(

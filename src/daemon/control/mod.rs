@@ -102,8 +102,8 @@ fn set_sla<H: Host>(
     change: SlaChange,
 ) -> Result<Vec<String>, String> {
     let mut config = driver.engine().config().clone();
-    let managed: Vec<String> = config.domains.iter().map(|d| d.name.clone()).collect();
     let Some(policy) = config.domains.iter_mut().find(|d| d.name == domain) else {
+        let managed: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
         return Err(format!(
             "rex does not manage a domain `{}' (it manages: {})",
             crate::config::shown(domain),

@@ -69,8 +69,6 @@ pub struct ControlServer {
     inode: (u64, u64),
     _lock: File,
     clients: Vec<Client>,
-    /// Clients dropped for a timeout, an oversized request or a full table.
-    pub refused: u64,
 }
 
 fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ControlError + 'a {
@@ -131,7 +129,6 @@ impl ControlServer {
             inode: (meta.dev(), meta.ino()),
             _lock: lock,
             clients: Vec::new(),
-            refused: 0,
         })
     }
 
@@ -190,19 +187,16 @@ impl ControlServer {
         if fds.first().is_some_and(|l| l.revents != 0) {
             self.accept(now);
         }
-        let mut refused = 0;
         self.clients.retain_mut(|client| {
             if client.answer.is_some() && !send_answer(client) {
                 return false;
             }
             if now >= client.deadline {
-                refused += 1;
                 log::debug!("control client {:?} dropped: out of time", client.peer);
                 return false;
             }
             true
         });
-        self.refused += refused;
     }
 
     fn accept(&mut self, now: Instant) {
@@ -219,7 +213,6 @@ impl ControlServer {
                 continue;
             }
             if self.clients.len() >= MAX_CLIENTS {
-                self.refused += 1;
                 let _ = send_nosignal(
                     stream.as_raw_fd(),
                     protocol::error("busy: too many control clients at once; try again").as_bytes(),

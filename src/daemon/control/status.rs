@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::engine::{Action, PolicyConfig, Usage};
+use crate::engine::{PolicyConfig, Usage};
 use crate::host::driver::{AppliedChange, TickReport};
 
 /// Decisions kept for `rex status`, newest last.
@@ -77,7 +77,6 @@ pub struct Board {
     last: Option<TickReport>,
     recent: VecDeque<Decision>,
     last_by_domain: HashMap<String, Decision>,
-    uncooperative: HashSet<String>,
     /// Set while `rex pause` holds changes: when, and by whom.
     pub paused: Option<String>,
     /// The error of the last tick, while ticks fail.
@@ -101,7 +100,6 @@ impl Board {
             last: None,
             recent: VecDeque::with_capacity(RECENT),
             last_by_domain: HashMap::new(),
-            uncooperative: HashSet::new(),
             paused: None,
             failing: None,
             dry_run,
@@ -120,15 +118,6 @@ impl Board {
         let t_s = report.at_ns.saturating_sub(t0) as f64 / 1e9;
         for applied in &report.applied {
             let decision = Decision::new(t_s, applied);
-            if applied.error.is_none() {
-                if let Action::BalloonFlag { uncooperative } = applied.change.action {
-                    if uncooperative {
-                        self.uncooperative.insert(decision.name.clone());
-                    } else {
-                        self.uncooperative.remove(&decision.name);
-                    }
-                }
-            }
             if self.recent.len() == RECENT {
                 self.recent.pop_front();
             }
@@ -139,12 +128,17 @@ impl Board {
         let alive: HashSet<&str> = report.usage.iter().map(|u| u.name.as_str()).collect();
         self.last_by_domain
             .retain(|name, _| alive.contains(name.as_str()));
-        self.uncooperative
-            .retain(|name| alive.contains(name.as_str()));
         // Shown as they are after this tick's changes.
         let mut last = report.clone();
         last.usage = report.usage_after_changes();
         self.last = Some(last);
+    }
+
+    /// Whether rex holds the domain's balloon flagged uncooperative.
+    fn uncooperative(&self, usage: &Usage) -> bool {
+        self.last
+            .as_ref()
+            .is_some_and(|r| r.uncooperative.contains(&usage.domid))
     }
 
     /// Each managed domain's class, as an administrator reads it.
@@ -197,7 +191,7 @@ impl Board {
                     "class": self.class(u, p.sla_ms),
                     "level_cap": p.guaranteed_cap(), "level_mem_kb": p.guaranteed_mem_kb(),
                     "cap_min": p.cap_min, "cap_max": p.cap_max, "priority": p.priority,
-                    "uncooperative": self.uncooperative.contains(&u.name),
+                    "uncooperative": self.uncooperative(u),
                     "last_decision": self.last_by_domain.get(&u.name).map(Decision::json),
                 })
             })
@@ -254,7 +248,7 @@ impl Board {
             let p = config.domain(&u.name).expect("managed");
             let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
             let mut class = self.class(u, p.sla_ms).to_string();
-            if self.uncooperative.contains(&u.name) {
+            if self.uncooperative(u) {
                 class.push_str(", balloon uncooperative");
             }
             let _ = writeln!(
