@@ -19,12 +19,46 @@ use crate::engine::monitor::Usage;
 use crate::engine::{Action, PolicyConfig};
 use crate::host::driver::TickReport;
 
-/// Upper bounds of the apply-latency histogram's buckets, seconds: from an
+/// Upper bounds of the latency histograms' buckets, seconds: from an
 /// in-process libxl call (about 2 ms under emulation) to a fork/exec of
 /// xl (100–200 ms) and beyond.
-const APPLY_BUCKETS_S: [f64; 10] = [
+const LATENCY_BUCKETS_S: [f64; 10] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
+
+/// A Prometheus histogram over LATENCY_BUCKETS_S.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Cumulative counts per bucket, then +Inf (the count).
+    buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
+    sum_s: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, elapsed: Duration) {
+        let s = elapsed.as_secs_f64();
+        self.sum_s += s;
+        for (bucket, bound) in self.buckets.iter_mut().zip(LATENCY_BUCKETS_S) {
+            if s <= bound {
+                *bucket += 1;
+            }
+        }
+        self.buckets[LATENCY_BUCKETS_S.len()] += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in LATENCY_BUCKETS_S.iter().zip(self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let total = self.buckets[LATENCY_BUCKETS_S.len()];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {}\n{name}_count {total}",
+            number(self.sum_s)
+        );
+    }
+}
 
 /// The counters kept between ticks, and where they are written.
 #[derive(Debug)]
@@ -37,9 +71,10 @@ pub struct Metrics {
     errors: BTreeMap<(String, &'static str), u64>,
     /// Seconds each SLA domain answered above its SLA (ticks × interval).
     violation_s: BTreeMap<String, f64>,
-    /// Cumulative counts per bucket of APPLY_BUCKETS_S, then +Inf.
-    apply_buckets: [u64; APPLY_BUCKETS_S.len() + 1],
-    apply_sum_s: f64,
+    /// Time from a change decided to the host call done.
+    apply: Histogram,
+    /// Time of a tick's observation and decision, before any change.
+    decision: Histogram,
     last_text: String,
 }
 
@@ -51,8 +86,8 @@ impl Metrics {
             reallocations: BTreeMap::new(),
             errors: BTreeMap::new(),
             violation_s: BTreeMap::new(),
-            apply_buckets: [0; APPLY_BUCKETS_S.len() + 1],
-            apply_sum_s: 0.0,
+            apply: Histogram::default(),
+            decision: Histogram::default(),
             last_text: String::new(),
         }
     }
@@ -60,6 +95,7 @@ impl Metrics {
     /// Counts one tick's report and renders the exposition.
     pub fn record(&mut self, report: &TickReport, config: &PolicyConfig) {
         self.ticks += 1;
+        self.decision.observe(report.decided_in);
         let interval_s = config.host.interval_ms as f64 / 1000.0;
         for applied in &report.applied {
             let kind = Action::kind(&applied.change.action);
@@ -68,7 +104,7 @@ impl Metrics {
                 None => {
                     let key = (name, kind, applied.change.reason.key());
                     *self.reallocations.entry(key).or_default() += 1;
-                    self.observe_apply(applied.elapsed);
+                    self.apply.observe(applied.elapsed);
                 }
                 Some(_) => *self.errors.entry((name, kind)).or_default() += 1,
             }
@@ -86,17 +122,6 @@ impl Metrics {
             }
         }
         self.last_text = self.render(report, config);
-    }
-
-    fn observe_apply(&mut self, elapsed: Duration) {
-        let s = elapsed.as_secs_f64();
-        self.apply_sum_s += s;
-        for (bucket, bound) in self.apply_buckets.iter_mut().zip(APPLY_BUCKETS_S) {
-            if s <= bound {
-                *bucket += 1;
-            }
-        }
-        self.apply_buckets[APPLY_BUCKETS_S.len()] += 1;
     }
 
     /// The exposition of the last recorded tick.
@@ -193,6 +218,25 @@ impl Metrics {
                 (u.name.clone(), f64::from(u8::from(flagged)))
             }),
         );
+        let shortfall = |u: &Usage| report.shortfalls.iter().find(|s| s.domid == u.domid);
+        gauge(
+            &mut out,
+            "xen_rex_domain_unmet_cpu_percent",
+            "CPU the domain asked for this tick and the host could not give, percent of one pCPU.",
+            &mut managed.iter().map(|u| {
+                let unmet = shortfall(u).map_or(0, |s| s.cpu_pct);
+                (u.name.clone(), f64::from(unmet))
+            }),
+        );
+        gauge(
+            &mut out,
+            "xen_rex_domain_unmet_memory_bytes",
+            "Memory the domain asked for this tick beyond what the host had free.",
+            &mut managed.iter().map(|u| {
+                let unmet = shortfall(u).map_or(0, |s| s.mem_kb);
+                (u.name.clone(), unmet as f64 * 1024.0)
+            }),
+        );
         gauge(
             &mut out,
             "xen_rex_domain_response_seconds",
@@ -235,29 +279,33 @@ impl Metrics {
                 escape(domain)
             );
         }
-        out.push_str(
-            "# HELP xen_rex_apply_duration_seconds Time to apply one change, decision to done.\n\
-             # TYPE xen_rex_apply_duration_seconds histogram\n",
+        self.apply.render(
+            &mut out,
+            "xen_rex_apply_duration_seconds",
+            "Time to apply one change, decision to done.",
         );
-        for (bound, count) in APPLY_BUCKETS_S.iter().zip(self.apply_buckets) {
-            let _ = writeln!(
-                out,
-                "xen_rex_apply_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
-            );
-        }
-        let total = self.apply_buckets[APPLY_BUCKETS_S.len()];
-        let _ = writeln!(
-            out,
-            "xen_rex_apply_duration_seconds_bucket{{le=\"+Inf\"}} {total}\n\
-             xen_rex_apply_duration_seconds_sum {}\n\
-             xen_rex_apply_duration_seconds_count {total}",
-            number(self.apply_sum_s)
+        self.decision.render(
+            &mut out,
+            "xen_rex_decision_duration_seconds",
+            "Time of one tick's observation of the host and decision, before any change.",
         );
         let _ = writeln!(
             out,
             "# HELP xen_rex_ticks_total Ticks the daemon has run.\n\
              # TYPE xen_rex_ticks_total counter\n\
              xen_rex_ticks_total {}\n\
+             # HELP xen_rex_host_unmet_cpu_percent CPU the managed domains asked for this tick and the host could not give, percent of one pCPU.\n\
+             # TYPE xen_rex_host_unmet_cpu_percent gauge\n\
+             xen_rex_host_unmet_cpu_percent {}\n\
+             # HELP xen_rex_host_unmet_memory_bytes Memory the managed domains asked for this tick beyond what the host had free.\n\
+             # TYPE xen_rex_host_unmet_memory_bytes gauge\n\
+             xen_rex_host_unmet_memory_bytes {}\n\
+             # HELP xen_rex_host_free_memory_bytes Memory of the host no domain holds.\n\
+             # TYPE xen_rex_host_free_memory_bytes gauge\n\
+             xen_rex_host_free_memory_bytes {}\n\
+             # HELP xen_rex_host_guest_pcpus Physical CPUs of the pool the managed domains run in.\n\
+             # TYPE xen_rex_host_guest_pcpus gauge\n\
+             xen_rex_host_guest_pcpus {}\n\
              # HELP xen_rex_managed_domains Managed domains running now.\n\
              # TYPE xen_rex_managed_domains gauge\n\
              xen_rex_managed_domains {}\n\
@@ -268,6 +316,10 @@ impl Metrics {
              # TYPE xen_rex_paused gauge\n\
              xen_rex_paused {}",
             self.ticks,
+            report.shortfalls.iter().map(|s| u64::from(s.cpu_pct)).sum::<u64>(),
+            report.shortfalls.iter().map(|s| s.mem_kb * 1024).sum::<u64>(),
+            report.host.free_mem_kb * 1024,
+            report.host.guest_pcpus,
             managed.len(),
             u8::from(report.dry_run),
             u8::from(report.paused)
@@ -395,6 +447,8 @@ mod tests {
             dry_run: false,
             paused: false,
             uncooperative: Default::default(),
+            shortfalls: Vec::new(),
+            decided_in: Duration::from_micros(300),
         }
     }
 
@@ -483,6 +537,55 @@ mod tests {
             !text.contains("xen_rex_domain_sla_seconds{domain=\"batch\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn unmet_demand_is_exported_per_domain_and_for_the_host() {
+        let config =
+            parse_policy_text("test.cfg", "domains = [ \"name=web\", \"name=batch\" ]\n").unwrap();
+        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let mut short = report(
+            vec![usage(1, "web", 20, None), usage(2, "batch", 20, None)],
+            vec![],
+        );
+        short.shortfalls = vec![
+            crate::engine::Shortfall {
+                domid: 1,
+                name: "web".into(),
+                cpu_pct: 20,
+                mem_kb: 0,
+            },
+            crate::engine::Shortfall {
+                domid: 2,
+                name: "batch".into(),
+                cpu_pct: 5,
+                mem_kb: 65_536,
+            },
+        ];
+        metrics.record(&short, &config);
+        let text = metrics.text();
+        for line in [
+            "xen_rex_domain_unmet_cpu_percent{domain=\"web\"} 20",
+            "xen_rex_domain_unmet_cpu_percent{domain=\"batch\"} 5",
+            "xen_rex_domain_unmet_memory_bytes{domain=\"web\"} 0",
+            "xen_rex_domain_unmet_memory_bytes{domain=\"batch\"} 67108864",
+            "xen_rex_host_unmet_cpu_percent 25",
+            "xen_rex_host_unmet_memory_bytes 67108864",
+            "xen_rex_host_free_memory_bytes 536870912",
+            "xen_rex_decision_duration_seconds_bucket{le=\"0.0005\"} 1",
+            "xen_rex_decision_duration_seconds_count 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Met at the next tick: the gauges fall back to zero.
+        metrics.record(&report(vec![usage(1, "web", 40, None)], vec![]), &config);
+        assert!(metrics
+            .text()
+            .lines()
+            .any(|l| l == "xen_rex_host_unmet_cpu_percent 0"));
     }
 
     #[test]

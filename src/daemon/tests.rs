@@ -382,10 +382,17 @@ fn the_metrics_file_is_rewritten_every_tick_and_parses() {
         .find_map(|l| l.strip_prefix("xen_rex_ticks counter xen_rex_ticks_total {} "))
         .unwrap_or_else(|| panic!("no ticks counter in\n{samples}"));
     assert!(ticks.parse::<f64>().unwrap() >= 3.0, "{ticks} ticks");
-    assert!(
-        samples.contains("xen_rex_apply_duration_seconds histogram"),
-        "{samples}"
-    );
+    for family in [
+        "xen_rex_apply_duration_seconds histogram",
+        "xen_rex_decision_duration_seconds histogram xen_rex_decision_duration_seconds_count",
+        "xen_rex_domain_unmet_cpu_percent gauge xen_rex_domain_unmet_cpu_percent {'domain': 'vm1'} 0.0",
+        "xen_rex_domain_unmet_memory_bytes gauge",
+        "xen_rex_host_unmet_cpu_percent gauge",
+        "xen_rex_host_unmet_memory_bytes gauge",
+        "xen_rex_host_free_memory_bytes gauge",
+    ] {
+        assert!(samples.contains(family), "no {family} in\n{samples}");
+    }
     let left: Vec<String> = std::fs::read_dir(metrics.parent().unwrap())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

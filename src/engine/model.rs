@@ -314,6 +314,25 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
+    /// Demand this tick's plan could not meet, by domain (only domains
+    /// short of something): what a cluster engine would migrate for.
+    pub shortfalls: Vec<Shortfall>,
+}
+
+/// What one domain asked for this tick and the host could not give it,
+/// within the domain's own ceilings (a domain at its `cap_max` or
+/// `mem_max` asks for nothing more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    pub domid: DomId,
+    pub name: String,
+    /// Cap points (percent of one pCPU) a domain that was saturated or
+    /// above its aim asked for and did not get: neither the pool nor the
+    /// domains it may take from had them.
+    pub cpu_pct: u32,
+    /// Balloon growth a domain under memory pressure asked for beyond
+    /// what the host had free (reclaim from other domains may still come).
+    pub mem_kb: KiB,
 }
 
 impl Plan {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{Host, HostError};
 use crate::engine::{
-    Action, Change, DomId, DomainObservation, Engine, GuestReport, HostInfo, PolicyError, Snapshot,
-    Usage,
+    Action, Change, DomId, DomainObservation, Engine, GuestReport, HostInfo, PolicyError,
+    Shortfall, Snapshot, Usage,
 };
 use crate::error_chain;
 
@@ -46,6 +46,10 @@ pub struct TickReport {
     /// Domains whose balloon rex holds flagged uncooperative after this
     /// tick (the flags it will withdraw when it stops).
     pub uncooperative: BTreeSet<DomId>,
+    /// Demand the plan could not meet (none while paused).
+    pub shortfalls: Vec<Shortfall>,
+    /// Time to observe the host and decide, before any change (monotonic).
+    pub decided_in: Duration,
 }
 
 impl TickReport {
@@ -155,12 +159,15 @@ impl<H: Host> Driver<H> {
     /// One tick: observe, decide, apply (in the plan's order: memory
     /// shrinks come before grows).
     pub fn tick(&mut self) -> Result<TickReport, HostError> {
+        let started = Instant::now();
         let snapshot = self.observe()?;
         let tick = self.engine.step(&snapshot);
+        let decided_in = started.elapsed();
         let host = snapshot.host.clone();
         // A domain gone takes its xenstore directory, and its flag, along.
         self.flagged
             .retain(|d| snapshot.domains.iter().any(|o| o.info.domid == *d));
+        let shortfalls = tick.plan.shortfalls;
         let mut applied = Vec::with_capacity(tick.plan.changes.len());
         for change in tick.plan.changes {
             let (elapsed, error) = if self.dry_run {
@@ -195,6 +202,8 @@ impl<H: Host> Driver<H> {
             dry_run: self.dry_run,
             paused: false,
             uncooperative: self.flagged.clone(),
+            shortfalls,
+            decided_in,
         })
     }
 
@@ -202,8 +211,10 @@ impl<H: Host> Driver<H> {
     /// paused): usage stays current for `rex status`, and the engine's
     /// cooldowns and balloon windows are not advanced.
     pub fn observe_only(&mut self) -> Result<TickReport, HostError> {
+        let started = Instant::now();
         let snapshot = self.observe()?;
         let usage = self.engine.observe(&snapshot);
+        let decided_in = started.elapsed();
         Ok(TickReport {
             at_ns: snapshot.at_ns,
             host: snapshot.host,
@@ -212,6 +223,8 @@ impl<H: Host> Driver<H> {
             dry_run: self.dry_run,
             paused: true,
             uncooperative: self.flagged.clone(),
+            shortfalls: Vec::new(),
+            decided_in,
         })
     }
 

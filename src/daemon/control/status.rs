@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::engine::{PolicyConfig, Usage};
+use crate::engine::{PolicyConfig, Shortfall, Usage};
 use crate::host::driver::{AppliedChange, TickReport};
 
 /// Decisions kept for `rex status`, newest last.
@@ -141,6 +141,12 @@ impl Board {
             .is_some_and(|r| r.uncooperative.contains(&usage.domid))
     }
 
+    /// What the domain asked for at the last tick and did not get.
+    fn shortfall(&self, usage: &Usage) -> Option<&Shortfall> {
+        let last = self.last.as_ref()?;
+        last.shortfalls.iter().find(|s| s.domid == usage.domid)
+    }
+
     /// Each managed domain's class, as an administrator reads it.
     fn class(&self, usage: &Usage, sla_ms: Option<f64>) -> &'static str {
         match (sla_ms, usage.report.response_ms) {
@@ -192,13 +198,17 @@ impl Board {
                     "level_cap": p.guaranteed_cap(), "level_mem_kb": p.guaranteed_mem_kb(),
                     "cap_min": p.cap_min, "cap_max": p.cap_max, "priority": p.priority,
                     "uncooperative": self.uncooperative(u),
+                    "unmet_cpu_pct": self.shortfall(u).map_or(0, |s| s.cpu_pct),
+                    "unmet_mem_kb": self.shortfall(u).map_or(0, |s| s.mem_kb),
                     "last_decision": self.last_by_domain.get(&u.name).map(Decision::json),
                 })
             })
             .collect();
         let host = self.last.as_ref().map(|r| {
             json!({"guest_pcpus": r.host.guest_pcpus, "scheduler": r.host.scheduler.to_string(),
-                   "total_mem_kb": r.host.total_mem_kb, "free_mem_kb": r.host.free_mem_kb})
+                   "total_mem_kb": r.host.total_mem_kb, "free_mem_kb": r.host.free_mem_kb,
+                   "unmet_cpu_pct": r.shortfalls.iter().map(|s| u64::from(s.cpu_pct)).sum::<u64>(),
+                   "unmet_mem_kb": r.shortfalls.iter().map(|s| s.mem_kb).sum::<u64>()})
         });
         json!({
             "state": if self.paused.is_some() { "paused" } else if self.dry_run { "dry_run" } else { "running" },
@@ -250,6 +260,14 @@ impl Board {
             let mut class = self.class(u, p.sla_ms).to_string();
             if self.uncooperative(u) {
                 class.push_str(", balloon uncooperative");
+            }
+            if let Some(short) = self.shortfall(u) {
+                let _ = write!(
+                    class,
+                    ", unmet {}% CPU, {} MiB",
+                    short.cpu_pct,
+                    short.mem_kb / MIB
+                );
             }
             let _ = writeln!(
                 out,

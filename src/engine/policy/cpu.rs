@@ -296,6 +296,15 @@ fn serve(
                 }
             }
             if got < deadband {
+                got = 0;
+            }
+            // Demand the host could not meet, not what the law held back:
+            // headroom and a comfortable domain's growth are not demand,
+            // and a settling domain takes less on purpose.
+            if !matches!(class, Class::Headroom | Class::Comfortable) && !claim.settling {
+                slots[claim.slot].unmet_cpu = claim.want - got;
+            }
+            if got == 0 {
                 continue;
             }
             *free -= from_pool.min(u64::from(got));

@@ -261,6 +261,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             amount = 0;
         }
         let short = wanted - amount;
+        slot.unmet_mem_kb = short;
         unmet = unmet.saturating_add(short);
         if short > 0 && slot.policy.sla_ms.is_some() && slot.missed_ticks > 0 {
             unmet_missing = unmet_missing.saturating_add(short);

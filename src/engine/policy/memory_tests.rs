@@ -179,3 +179,23 @@ fn a_guest_whose_use_is_rising_is_not_shrunk_back() {
         "hog never gave once its use was steady"
     );
 }
+
+#[test]
+fn a_grow_the_host_cannot_serve_is_reported_as_unmet_and_a_served_one_is_not() {
+    let mut policy = policy(vec![domain_policy("db", None)]);
+    // db: 1 MiB free of 128 MiB, under pressure.
+    let db = || guest(1, "db", 128 * MIB, 127 * MIB);
+    // Nothing free above the slush: all of its grow is unmet.
+    let plan = policy.decide(&host(1, 32 * MIB), &[db()]);
+    assert_eq!(plan.shortfalls.len(), 1, "{plan:?}");
+    let short = &plan.shortfalls[0];
+    assert_eq!((short.name.as_str(), short.cpu_pct), ("db", 0));
+    assert!(short.mem_kb >= 8 * MIB, "unmet {} KiB", short.mem_kb);
+    // Plenty free: the grow is made and nothing is unmet.
+    let mut policy = self::policy(vec![domain_policy("db", None)]);
+    let plan = policy.decide(&host(1, 512 * MIB), &[db()]);
+    assert!(memory_changes(&plan)
+        .iter()
+        .any(|c| c.0 == "db" && c.2 > c.1));
+    assert_eq!(plan.shortfalls, [], "{plan:?}");
+}

@@ -112,7 +112,7 @@ pub use validate::{domain_problems, host_problems};
 
 use std::collections::{HashMap, HashSet};
 
-use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason};
+use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason, Shortfall};
 use super::monitor::Usage;
 use super::sla::{DomainPolicy, HostPolicy, Level, PolicyConfig};
 use crate::engine::limits::WEIGHT_RANGE;
@@ -263,6 +263,10 @@ pub(super) struct Slot<'a> {
     pub balloon_flag: Option<FlagChange>,
     /// How its guest's memory use has moved (a rising one is not shrunk).
     pub use_trend: UseTrend,
+    /// Cap points it asked for this tick and did not get (see [`Shortfall`]).
+    pub unmet_cpu: u32,
+    /// Memory it asked for this tick beyond what the host had free.
+    pub unmet_mem_kb: KiB,
     /// Carried over to the next tick's memory of this domain.
     remembered_name: String,
     pub cap: Decision<u32>,
@@ -473,6 +477,8 @@ impl Policy {
                 balloon: remembered.balloon,
                 balloon_flag: None,
                 use_trend: remembered.use_trend,
+                unmet_cpu: 0,
+                unmet_mem_kb: 0,
                 remembered_name: remembered.name,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
@@ -535,8 +541,17 @@ fn build_plan(slots: &[Slot]) -> Plan {
     let mut flags = Vec::new();
     let mut mem_down = Vec::new();
     let mut mem_up = Vec::new();
+    let mut shortfalls = Vec::new();
     for slot in slots {
         let u = slot.usage;
+        if slot.unmet_cpu > 0 || slot.unmet_mem_kb > 0 {
+            shortfalls.push(Shortfall {
+                domid: u.domid,
+                name: u.name.clone(),
+                cpu_pct: slot.unmet_cpu,
+                mem_kb: slot.unmet_mem_kb,
+            });
+        }
         let change = |action, reason: &Reason| Change {
             domid: u.domid,
             name: u.name.clone(),
@@ -592,7 +607,10 @@ fn build_plan(slots: &[Slot]) -> Plan {
     changes.extend(flags);
     changes.extend(mem_down);
     changes.extend(mem_up);
-    Plan { changes }
+    Plan {
+        changes,
+        shortfalls,
+    }
 }
 
 #[cfg(test)]

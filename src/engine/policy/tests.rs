@@ -251,6 +251,34 @@ fn sla_miss_gets_cpu_even_when_not_saturated() {
 }
 
 #[test]
+fn a_raise_the_full_pool_cannot_give_is_reported_as_unmet_cpu() {
+    let missing = || {
+        let mut row = usage(2, "vm2", 20, 19.5);
+        row.report.response_ms = Some(1500.0);
+        row
+    };
+    // An unmanaged guest capped at 80 leaves the pool at vm2's 20: nothing
+    // to give, nobody to take from.
+    let mut policy = Policy::new(config_without_headroom(vec![managed("vm2", 20)]));
+    let plan = policy.decide(&host(1, 0), &[missing(), usage(3, "other", 80, 79.0)]);
+    assert_eq!(cap_change(&plan, "vm2"), None, "{plan:?}");
+    assert_eq!(
+        plan.shortfalls,
+        [Shortfall {
+            domid: 2,
+            name: "vm2".into(),
+            cpu_pct: 20,
+            mem_kb: 0
+        }]
+    );
+    // With the pool free, the raise is made and nothing is unmet.
+    let mut policy = Policy::new(config_without_headroom(vec![managed("vm2", 20)]));
+    let plan = policy.decide(&host(1, 0), &[missing()]);
+    assert_eq!(cap_change(&plan, "vm2"), Some((20, 40)));
+    assert_eq!(plan.shortfalls, [], "{plan:?}");
+}
+
+#[test]
 fn an_idle_domain_reporting_an_sla_miss_gains_nothing() {
     // A guest that writes a huge response time while using 5% of its cap
     // (untrusted input, or a bottleneck CPU cannot fix) gets no more CPU.
