@@ -193,7 +193,8 @@ impl Display {
                 "{}",
                 json!({"event": "reallocation", "t": t, "domid": c.domid, "name": c.name,
                        "kind": kind, "from": from_value, "to": to_value,
-                       "reason": c.reason.to_string(), "dry_run": dry_run,
+                       "reason": c.reason.to_string(), "reason_key": c.reason.key(),
+                       "dry_run": dry_run,
                        "elapsed_us": applied.elapsed.as_secs_f64() * 1e6,
                        "error": applied.error})
             );

@@ -53,6 +53,7 @@ pub mod engine;
 pub mod ffi;
 pub mod host;
 pub mod input;
+pub mod report;
 pub mod simulate;
 pub mod stats;
 pub mod xl;

@@ -29,6 +29,8 @@ enum Command {
     Pause(cli::control::PauseArgs),
     /// Let a paused rex change things again
     Resume(cli::control::PauseArgs),
+    /// Summarize and plot a real run from the daemon's --json output
+    Report(cli::report::Args),
     /// Write rex's man pages (rex.8, rex-SUBCOMMAND.8) to a directory
     #[command(hide = true)]
     Man(cli::man::Args),
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Sla(args) => cli::control::sla(args),
         Command::Pause(args) => cli::control::pause(args),
         Command::Resume(args) => cli::control::resume(args),
+        Command::Report(args) => cli::report::main(args),
         Command::Man(args) => cli::man::main(args, Cli::command()),
     }
 }

@@ -1,4 +1,5 @@
-//! `rex simulate --svg`: caps, memory and response time over time.
+//! `rex simulate --svg` and `rex report --svg`: caps, memory and response
+//! time over time.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,15 +22,28 @@ const COLOURS: [RGBColor; 8] = [
 /// Writes one SVG with a column per run (rex, static) and three rows:
 /// cap (%), memory (MiB) and mean response time (ms) per VM.
 pub fn write_svg(path: &Path, runs: &[RunResult], sla_ms: Option<f64>) -> Result<(), String> {
-    let width = 560 * runs.len().max(1) as u32;
+    let columns: Vec<(&str, &[TimelinePoint])> = runs
+        .iter()
+        .map(|run| (run.law.name(), run.timeline.as_slice()))
+        .collect();
+    write_timelines(path, &columns, sla_ms)
+}
+
+/// Writes one SVG with a column per (title, timeline) and the three rows
+/// of [`write_svg`]: `rex report` draws a real run with it.
+pub fn write_timelines(
+    path: &Path,
+    columns: &[(&str, &[TimelinePoint])],
+    sla_ms: Option<f64>,
+) -> Result<(), String> {
+    let width = 560 * columns.len().max(1) as u32;
     let root = SVGBackend::new(path, (width, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let columns = root.split_evenly((1, runs.len().max(1)));
-    for (run, area) in runs.iter().zip(columns) {
+    let areas = root.split_evenly((1, columns.len().max(1)));
+    for ((mode, timeline), area) in columns.iter().zip(areas) {
         let rows = area.split_evenly((3, 1));
-        let series = by_vm(&run.timeline);
-        let t_max = run.timeline.iter().map(|p| p.t_s).fold(1.0, f64::max);
-        let mode = run.law.name();
+        let series = by_vm(timeline);
+        let t_max = timeline.iter().map(|p| p.t_s).fold(1.0, f64::max);
         draw(
             &rows[0],
             &format!("{mode}: cap (%)"),

@@ -60,6 +60,7 @@ fn rex_man_writes_a_page_per_subcommand_with_every_option() {
         [
             "rex-decompose.8",
             "rex-pause.8",
+            "rex-report.8",
             "rex-resume.8",
             "rex-run.8",
             "rex-simulate.8",

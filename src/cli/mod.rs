@@ -4,5 +4,6 @@
 pub mod control;
 pub mod decompose;
 pub mod man;
+pub mod report;
 pub mod run;
 pub mod simulate;

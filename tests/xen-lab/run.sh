@@ -46,6 +46,34 @@ main() {
 
     log() { echo "[xen-lab $(date -u +%H:%M:%S)] $*" >&2; }
 
+    # report_runs: each rex log the lab sent (REXLAB-RUN PHASE JSON) is read
+    # back by `rex report` (the host's build) into a summary and an SVG
+    # beside the results, one check each: the log parses, has usage ticks,
+    # and shows vm2's reallocations.
+    report_runs() {
+        local reporter=$ROOT/target/release/rex phase run ticks vm2 verdict detail
+        for phase in $(tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-RUN \([a-z0-9_]*\) {.*$/\1/p' | sort -u); do
+            run=$OUT/run-$MODE-$phase
+            tr -d '\r' < "$console" | sed -n "s/^.*REXLAB-RUN $phase \\({.*}\\)\$/\\1/p" > "$run.jsonl"
+            if [ ! -x "$reporter" ]; then
+                verdict=null detail="no host build of rex ($reporter) to run rex report with"
+            elif "$reporter" report "$run.jsonl" --svg "$run.svg" > "$run.txt" 2>&1; then
+                ticks=$(sed -n '1s/.* \([0-9]*\) with usage.*/\1/p' "$run.txt")
+                vm2=$(awk '$1 == "vm2" && NF == 5 { print $3 " s missing its SLA, " $4 " reallocations" }' "$run.txt")
+                if [ "${ticks:-0}" -gt 0 ] && [ -n "$vm2" ] && [ "$(awk '$1 == "vm2" && NF == 5 { print $4 }' "$run.txt")" -gt 0 ] && [ -s "$run.svg" ]; then
+                    verdict=true
+                else
+                    verdict=false
+                fi
+                detail="rex report: ${ticks:-no} ticks with usage, vm2 ${vm2:-absent}; ${run#"$ROOT"/}.svg"
+            else
+                verdict=false detail="rex report refused the log: $(head -n1 "$run.txt" | tr -d '"\\' | cut -c1-160)"
+            fi
+            echo "{\"check\":\"report_$phase\",\"pass\":$verdict,\"detail\":\"$detail\"}" >> "$results"
+            log "report_$phase: $verdict: $detail"
+        done
+    }
+
     [ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (apt-get, QEMU images)" >&2; exit 2; }
     mkdir -p "$OUT"
     # shellcheck source=images.sh
@@ -135,6 +163,7 @@ main() {
     elapsed=$(($(date +%s) - started))
 
     tr -d '\r' < "$console" | sed -n 's/^.*REXLAB \({.*}\)$/\1/p' > "$results"
+    report_runs
     {
         echo "Xen lab, $MODE: $(date -u '+%Y-%m-%d %H:%M UTC'), $(qemu-system-x86_64 --version | head -n1),"
         echo "Xen $(sed -n 's/.*"xen":"\([^"]*\)".*/\1/p' "$results" | head -n1) ($(sed -n 's/.*"scheduler":"\([^"]*\)".*/\1/p' "$results" | head -n1)), dom0 and guests: Debian kernel $kver, xl: $(cat "$OUT/dom0-root/lab/xl-kind")."

@@ -50,7 +50,7 @@ exp1_rex() {
     rm -f "/tmp/caps-$phase"
     watch_caps "/tmp/caps-$phase" &
     watcher=$!
-    start_rex "$kind" "/tmp/$phase.out"
+    start_rex "$kind" "/tmp/$phase.out" --verbose
     if ! rex_started "/tmp/$phase.out"; then
         kill "$watcher"
         check "exp1_${phase}_meets_sla" false "$(kind_label "$kind") did not start"
@@ -61,6 +61,8 @@ exp1_rex() {
     status=$REX_STATUS
     kill "$watcher"
     emit_rex_log "$phase" "/tmp/$phase.out"
+    # The whole log, for `rex report` on the host (run.sh draws it).
+    sed "s/^/REXLAB-RUN $phase /" "/tmp/$phase.out"
     later "- $(kind_label "$kind") made $(reallocations "/tmp/$phase.out" | wc -l) cap changes in phase $phase: $(change_list "/tmp/$phase.out"); exit status $status"
     mean=$(json_num "$(grep '"name":"vm2"' "/tmp/$phase.json")" mean_ms)
     if [ -n "$mean" ] && fle 0 "$mean" && fle "$mean" "$SLA_MS"; then
@@ -82,16 +84,18 @@ exp1_rex() {
 # with Xen (vm2's cap as xl reads it now) and with the log (its count of
 # applied cap changes).
 metrics_check() {
-    local prom=$2.prom cap exported logged counted
+    local prom=$2.prom cap exported logged counted unmet
     cap=$(cap_of vm2)
+    unmet=$(sed -n 's/^xen_rex_host_unmet_cpu_percent \([0-9]*\)$/\1/p' "$prom" 2>/dev/null)
     exported=$(sed -n 's/^xen_rex_domain_cap_percent{domain="vm2"} //p' "$prom" 2>/dev/null)
     logged=$(reallocations "$2" | grep -c '"name":"vm2"')
     counted=$(awk '/^xen_rex_reallocations_total\{domain="vm2",kind="cap",/ { n += $2 } END { print n + 0 }' "$prom" 2>/dev/null)
     if [ -n "$exported" ] && [ "$exported" = "$cap" ] && [ "$counted" = "$logged" ] &&
-        grep -q '^xen_rex_ticks_total [1-9]' "$prom"; then
-        check "$1" true "metrics file: vm2 cap $exported% as xl reads it, $counted cap changes as logged"
+        grep -q '^xen_rex_ticks_total [1-9]' "$prom" && [ -n "$unmet" ] &&
+        grep -q '^xen_rex_domain_unmet_memory_bytes{domain="vm2"} [0-9]' "$prom"; then
+        check "$1" true "metrics file: vm2 cap $exported% as xl reads it, $counted cap changes as logged, unmet CPU $unmet% at the end"
     else
-        check "$1" false "metrics file: vm2 cap '${exported}' vs xl $cap, $counted cap changes vs $logged logged"
+        check "$1" false "metrics file: vm2 cap '${exported}' vs xl $cap, $counted cap changes vs $logged logged, unmet CPU gauge '${unmet}'"
     fi
 }
 

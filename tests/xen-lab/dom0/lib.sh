@@ -178,13 +178,16 @@ EOF2
 floor_of() { echo 20; }
 ceiling_of() { if [ "$1" = vm2 ]; then echo 80; else echo 40; fi; }
 
-# start_rex KIND OUT: starts rex in the background, sets REX_PID.
-# KIND: xl (xl rex, libxl in xl's process), libxl or exec (rex run).
+# start_rex KIND OUT [OPTION...]: starts rex in the background, sets
+# REX_PID. KIND: xl (xl rex, libxl in xl's process), libxl or exec (rex
+# run); the options are added to rex's own.
 start_rex() {
-    case $1 in
-        xl) xl rex -c /etc/rex/policy.cfg -- --json --metrics "$2.prom" > "$2" 2> "$2.err" & ;;
-        libxl) rex run -c /etc/rex/policy.cfg --actuator libxl --json --metrics "$2.prom" > "$2" 2> "$2.err" & ;;
-        exec) rex run -c /etc/rex/policy.cfg --actuator exec --json --metrics "$2.prom" > "$2" 2> "$2.err" & ;;
+    local kind=$1 out=$2
+    shift 2
+    case $kind in
+        xl) xl rex -c /etc/rex/policy.cfg -- --json --metrics "$out.prom" "$@" > "$out" 2> "$out.err" & ;;
+        libxl) rex run -c /etc/rex/policy.cfg --actuator libxl --json --metrics "$out.prom" "$@" > "$out" 2> "$out.err" & ;;
+        exec) rex run -c /etc/rex/policy.cfg --actuator exec --json --metrics "$out.prom" "$@" > "$out" 2> "$out.err" & ;;
     esac
     REX_PID=$!
 }
