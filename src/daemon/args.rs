@@ -69,6 +69,13 @@ pub const OPTIONS: &[OptionSpec] = &[
                atomically (for node_exporter's textfile collector)",
     },
     OptionSpec {
+        long: "metrics-listen",
+        short: None,
+        value: Some("[ADDR:]PORT"),
+        help: "Serve the metrics at http://ADDR:PORT/metrics from the daemon's loop; a bare \
+               PORT listens on 127.0.0.1 only [default: not served]",
+    },
+    OptionSpec {
         long: "control",
         short: None,
         value: Some("SOCKET"),
@@ -98,6 +105,8 @@ pub struct DaemonArgs {
     pub interval: Option<u64>,
     /// Where to write the metrics after every tick.
     pub metrics: Option<PathBuf>,
+    /// Where to serve the metrics over HTTP.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The control socket (also the one-daemon lock); `None`: neither.
     pub control: Option<PathBuf>,
 }
@@ -112,6 +121,7 @@ impl Default for DaemonArgs {
             verbose: false,
             interval: None,
             metrics: None,
+            metrics_listen: None,
             control: Some(PathBuf::from(super::control::client::DEFAULT_SOCKET)),
         }
     }
@@ -236,6 +246,16 @@ impl DaemonArgs {
                 })
             }
             ("metrics", Some(v)) => self.metrics = Some(PathBuf::from(v)),
+            ("metrics-listen", Some(v)) => {
+                let address = super::metrics_http::parse_listen(&lossy(v)).map_err(|why| {
+                    ArgsError::BadValue {
+                        option: spec.long,
+                        value: lossy(v),
+                        why,
+                    }
+                })?;
+                self.metrics_listen = Some(address);
+            }
             ("control", Some(v)) if v.is_empty() => {
                 return Err(ArgsError::BadValue {
                     option: spec.long,
@@ -324,6 +344,10 @@ mod tests {
         assert_eq!(run(&[]), DaemonArgs::default());
         assert_eq!(run(&["--interval=250"]).interval, Some(250));
         assert_eq!(run(&["--control", "none"]).control, None);
+        assert_eq!(
+            run(&["--metrics-listen", "9101"]).metrics_listen,
+            Some("127.0.0.1:9101".parse().unwrap())
+        );
         assert_eq!(
             run(&["--control=/tmp/r.sock"]).control,
             Some(PathBuf::from("/tmp/r.sock"))

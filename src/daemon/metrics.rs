@@ -63,7 +63,8 @@ impl Histogram {
 /// The counters kept between ticks, and where they are written.
 #[derive(Debug)]
 pub struct Metrics {
-    path: PathBuf,
+    /// The `--metrics` file, if any (`--metrics-listen` alone needs none).
+    path: Option<PathBuf>,
     ticks: u64,
     /// Applied changes by (domain, kind, reason).
     reallocations: BTreeMap<(String, &'static str, &'static str), u64>,
@@ -79,7 +80,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(path: PathBuf) -> Self {
+    pub fn new(path: Option<PathBuf>) -> Self {
         Self {
             path,
             ticks: 0,
@@ -129,14 +130,17 @@ impl Metrics {
         &self.last_text
     }
 
-    /// Writes the last exposition to the file: a temporary file in the same
-    /// directory, then a rename over the old one.
+    /// Writes the last exposition to the file, if there is one: a
+    /// temporary file in the same directory, then a rename over the old one.
     pub fn write(&self) -> io::Result<()> {
-        write_atomically(&self.path, self.last_text.as_bytes())
+        match &self.path {
+            Some(path) => write_atomically(path, self.last_text.as_bytes()),
+            None => Ok(()),
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     fn render(&self, report: &TickReport, config: &PolicyConfig) -> String {
@@ -456,7 +460,7 @@ mod tests {
     fn a_flagged_balloon_and_a_pause_are_exported_as_the_tick_reports_them() {
         let config =
             parse_policy_text("test.cfg", "domains = [ \"name=web\", \"name=batch\" ]\n").unwrap();
-        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let mut metrics = Metrics::new(None);
         let gauge = |text: &str, domain: &str| {
             let prefix = format!("xen_rex_domain_balloon_uncooperative{{domain=\"{domain}\"}} ");
             text.lines()
@@ -484,7 +488,7 @@ mod tests {
             "interval = 500\ndomains = [ \"name=web,sla_ms=900\", \"name=batch\" ]\n",
         )
         .unwrap();
-        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let mut metrics = Metrics::new(None);
         // Two ticks above the SLA (one second at 500 ms a tick), one below.
         for (response, applied) in [
             (1200.0, vec![raise("web", 20, 30, None)]),
@@ -543,7 +547,7 @@ mod tests {
     fn unmet_demand_is_exported_per_domain_and_for_the_host() {
         let config =
             parse_policy_text("test.cfg", "domains = [ \"name=web\", \"name=batch\" ]\n").unwrap();
-        let mut metrics = Metrics::new(PathBuf::from("unused.prom"));
+        let mut metrics = Metrics::new(None);
         let mut short = report(
             vec![usage(1, "web", 20, None), usage(2, "batch", 20, None)],
             vec![],

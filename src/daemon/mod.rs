@@ -9,8 +9,10 @@
 //! control socket's clients ([`control`]) are polled in the same loop.
 
 pub mod args;
+mod clients;
 pub mod control;
 pub mod metrics;
+pub mod metrics_http;
 pub mod summary;
 pub mod waiter;
 
@@ -52,6 +54,12 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot serve the metrics at {address} (--metrics-listen)")]
+    MetricsListen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<DriverError> for DaemonError {
@@ -67,7 +75,10 @@ impl DaemonError {
     /// The rex_status / exit code for this error (see include/rex.h).
     pub fn status(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Policy(_) | Self::Metrics { .. } => 2,
+            Self::Config(_)
+            | Self::Policy(_)
+            | Self::Metrics { .. }
+            | Self::MetricsListen { .. } => 2,
             Self::Host(_) | Self::Io(_) | Self::Control(_) => 3,
         }
     }
@@ -118,7 +129,9 @@ pub fn run<H: Host + EventSource>(
     // file cannot be written) has no summary to give.
     if !matches!(
         stopped,
-        Err(DaemonError::Control(_) | DaemonError::Metrics { .. })
+        Err(DaemonError::Control(_)
+            | DaemonError::Metrics { .. }
+            | DaemonError::MetricsListen { .. })
     ) {
         summary::report(&mut display, driver.timings(), args.dry_run);
     }
@@ -138,16 +151,23 @@ pub fn run_loop<H: Host + EventSource>(
     let mut board = control::Board::new(args.dry_run, &args.policy);
     // A metrics file that cannot be written is refused before anything is
     // changed (an empty exposition is a valid one).
-    let mut metrics = match &args.metrics {
-        Some(path) => {
-            metrics::write_atomically(path, b"").map_err(|source| DaemonError::Metrics {
-                path: path.clone(),
-                source,
-            })?;
-            Some(metrics::Metrics::new(path.clone()))
+    if let Some(path) = &args.metrics {
+        metrics::write_atomically(path, b"").map_err(|source| DaemonError::Metrics {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let mut listener = match args.metrics_listen {
+        Some(address) => {
+            let listener = metrics_http::MetricsListener::bind(address)
+                .map_err(|source| DaemonError::MetricsListen { address, source })?;
+            log::info!("metrics served at http://{}/metrics", listener.address());
+            Some(listener)
         }
         None => None,
     };
+    let mut metrics = (args.metrics.is_some() || listener.is_some())
+        .then(|| metrics::Metrics::new(args.metrics.clone()));
     let mut metrics_failures = Failures::default();
     let started = Instant::now();
     let first = driver.tick()?;
@@ -172,13 +192,20 @@ pub fn run_loop<H: Host + EventSource>(
         if let Some(control) = &control {
             control.before_poll(&mut fds, &mut timeout_ms);
         }
+        let control_fds = fds.len();
+        if let Some(listener) = &listener {
+            listener.before_poll(&mut fds, &mut timeout_ms);
+        }
         let wake = waiter.wait(&mut fds, next_tick, timeout_ms)?;
         log::trace!("woke: {wake:?} ({host_fds} libxl fds, timeout {timeout_ms} ms)");
         driver.host_mut().after_poll(&fds[..host_fds]);
         if let Some(server) = &mut control {
-            server.after_poll(&fds[host_fds..], &mut |peer, line| {
+            server.after_poll(&fds[host_fds..control_fds], &mut |peer, line| {
                 control::serve(line, peer, driver, &mut board, display)
             });
+        }
+        if let (Some(listener), Some(metrics)) = (&mut listener, &metrics) {
+            listener.after_poll(&fds[control_fds..], metrics.text());
         }
         let deaths = driver.host_mut().take_deaths();
         let mut tick_now = !deaths.is_empty();
@@ -223,20 +250,18 @@ fn export(
 ) {
     let Some(metrics) = metrics else { return };
     metrics.record(report, config);
+    let Some(path) = metrics.path() else { return };
     match metrics.write() {
         Ok(()) => {
             if let Some(failed) = failures.ok() {
                 log::info!(
                     "the metrics file {} is written again after {failed} failed writes",
-                    metrics.path().display()
+                    path.display()
                 );
             }
         }
         Err(e) => {
-            let text = format!(
-                "cannot write the metrics file {}: {e}",
-                metrics.path().display()
-            );
+            let text = format!("cannot write the metrics file {}: {e}", path.display());
             if failures.failed(&text) {
                 log::error!("{text} (reported once while it lasts)");
             }

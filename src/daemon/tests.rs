@@ -157,6 +157,7 @@ pub(crate) fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
         verbose: false,
         interval,
         metrics: None,
+        metrics_listen: None,
         control: None,
     }
 }
@@ -430,6 +431,84 @@ fn a_metrics_file_that_cannot_be_written_is_refused_before_the_first_tick() {
         !events(&out)
             .iter()
             .any(|e| e == "start" || e == "reallocation"),
+        "nothing may run before the refusal: {:?}",
+        events(&out)
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn the_metrics_are_served_over_http_while_the_daemon_runs() {
+    use std::io::{Read, Write};
+    let _lock = signal_lock();
+    let path = policy_file("metrics-listen", POLICY);
+    // A free port: bound, read, released.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut args = args(path.clone(), None);
+    args.metrics_listen = Some(address);
+    let config = load(&args).unwrap();
+    let scraper = std::thread::spawn(move || {
+        for _ in 0..200 {
+            if let Ok(mut stream) = std::net::TcpStream::connect(address) {
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                stream.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                return answer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        String::new()
+    });
+    // 40 ticks of 20 ms: time enough for the scraper.
+    let host = ScriptedHost(Script {
+        raise_on_list: vec![(40, libc::SIGTERM)],
+        ..Script::default()
+    });
+    run(host, config, &args, Box::new(Shared::default())).unwrap();
+    let answer = scraper.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200 OK"), "{answer}");
+    assert!(
+        answer.contains("xen_rex_domain_cap_percent{domain=\"vm1\"} 30"),
+        "{answer}"
+    );
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "nothing listens after the daemon stopped"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_metrics_address_in_use_is_refused_before_the_first_tick() {
+    let _lock = signal_lock();
+    let path = policy_file("metrics-listen-busy", POLICY);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut args = args(path.clone(), None);
+    args.metrics_listen = Some(taken.local_addr().unwrap());
+    let config = load(&args).unwrap();
+    let out = Shared::default();
+    let err = run(
+        ScriptedHost(Script::default()),
+        config,
+        &args,
+        Box::new(out.clone()),
+    )
+    .unwrap_err();
+    assert_eq!(err.status(), 2);
+    let text = crate::error_chain(&err);
+    assert!(
+        text.contains(&taken.local_addr().unwrap().to_string())
+            && text.contains("--metrics-listen"),
+        "{text}"
+    );
+    assert!(
+        !events(&out).iter().any(|e| e == "start"),
         "nothing may run before the refusal: {:?}",
         events(&out)
     );

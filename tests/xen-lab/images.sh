@@ -175,6 +175,7 @@ build_dom0_image() {
     done
 
     install -m 0755 "$OUT/loadgen" "$img/usr/local/bin/loadgen"
+    install -m 0755 "$OUT/hostile" "$img/usr/local/bin/hostile"
     if [ -x "$REX_BUILD/rex" ]; then
         copy_with_libs "$REX_BUILD/rex" /usr/local/bin/rex "$img"
     fi

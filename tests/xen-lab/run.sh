@@ -109,8 +109,9 @@ main() {
     started=$(date +%s)
     ensure_host_packages
     in_release fetch_packages
-    log "building the load generator"
+    log "building the load generator and the hostile control client"
     gcc -O2 -Wall -static -pthread -o "$OUT/loadgen" "$LAB/loadgen.c" -lm
+    gcc -O2 -Wall -static -o "$OUT/hostile" "$LAB/hostile.c"
     # rex and the patched xl are (re)built every run, so the lab never boots
     # stale binaries (both builds are incremental). If either fails the lab
     # still boots, but the rex checks it cannot run count as failures.

@@ -7,7 +7,7 @@
 //! was killed is replaced without a race between two new ones.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::protocol::{self, MAX_REQUEST};
+use crate::daemon::clients::{ClientTable, Limits, Protocol};
 use crate::xl::os::{peer_credentials, send_nosignal, try_lock_exclusive};
 
 /// Clients served at once; more are turned away with an error line.
@@ -50,16 +51,6 @@ pub struct Peer {
     pub pid: i32,
 }
 
-struct Client {
-    stream: UnixStream,
-    peer: Option<Peer>,
-    input: Vec<u8>,
-    /// The answer, once the request is complete; sent from `sent` on.
-    answer: Option<Vec<u8>>,
-    sent: usize,
-    deadline: Instant,
-}
-
 /// The listening socket, its lock and its clients.
 pub struct ControlServer {
     path: PathBuf,
@@ -68,7 +59,20 @@ pub struct ControlServer {
     /// if it is still that file).
     inode: (u64, u64),
     _lock: File,
-    clients: Vec<Client>,
+    clients: ClientTable<UnixStream, Option<Peer>>,
+}
+
+/// Control requests are lines.
+struct Lines;
+
+impl Protocol<Option<Peer>> for Lines {
+    fn request_end(&self, input: &[u8]) -> Option<usize> {
+        input.iter().position(|&b| b == b'\n')
+    }
+
+    fn too_long(&self, limit: usize) -> Vec<u8> {
+        protocol::error(&format!("request longer than {limit} bytes")).into_bytes()
+    }
 }
 
 fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ControlError + 'a {
@@ -128,7 +132,12 @@ impl ControlServer {
             listener,
             inode: (meta.dev(), meta.ino()),
             _lock: lock,
-            clients: Vec::new(),
+            clients: ClientTable::new(Limits {
+                max_clients: MAX_CLIENTS,
+                timeout: CLIENT_TIMEOUT,
+                max_request: MAX_REQUEST,
+                max_answer: MAX_ANSWER,
+            }),
         })
     }
 
@@ -144,24 +153,7 @@ impl ControlServer {
             events: libc::POLLIN,
             revents: 0,
         });
-        let now = Instant::now();
-        for client in &self.clients {
-            let events = if client.answer.is_some() {
-                libc::POLLOUT
-            } else {
-                libc::POLLIN
-            };
-            fds.push(libc::pollfd {
-                fd: client.stream.as_raw_fd(),
-                events,
-                revents: 0,
-            });
-            let left = client.deadline.saturating_duration_since(now);
-            let ms = left.as_millis().min(i32::MAX as u128) as i32 + 1;
-            if *timeout_ms < 0 || ms < *timeout_ms {
-                *timeout_ms = ms;
-            }
-        }
+        self.clients.before_poll(fds, timeout_ms);
     }
 
     /// Serves what the poll found: accepts new clients, reads requests,
@@ -174,29 +166,15 @@ impl ControlServer {
         handle: &mut dyn FnMut(Option<Peer>, &[u8]) -> String,
     ) {
         let now = Instant::now();
-        for (client, fd) in self.clients.iter_mut().zip(fds.iter().skip(1)) {
-            if fd.revents == 0 {
-                continue;
-            }
-            if client.answer.is_none() {
-                if let Some(answer) = read_request(client, handle) {
-                    client.answer = Some(answer.into_bytes());
-                }
-            }
-        }
+        self.clients
+            .read_ready(fds.get(1..).unwrap_or(&[]), &Lines, &mut |peer, line| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                handle(*peer, line).into_bytes()
+            });
         if fds.first().is_some_and(|l| l.revents != 0) {
             self.accept(now);
         }
-        self.clients.retain_mut(|client| {
-            if client.answer.is_some() && !send_answer(client) {
-                return false;
-            }
-            if now >= client.deadline {
-                log::debug!("control client {:?} dropped: out of time", client.peer);
-                return false;
-            }
-            true
-        });
+        self.clients.send_and_expire(now, "control");
     }
 
     fn accept(&mut self, now: Instant) {
@@ -212,7 +190,7 @@ impl ControlServer {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            if self.clients.len() >= MAX_CLIENTS {
+            if self.clients.is_full() {
                 let _ = send_nosignal(
                     stream.as_raw_fd(),
                     protocol::error("busy: too many control clients at once; try again").as_bytes(),
@@ -222,70 +200,9 @@ impl ControlServer {
             let peer = peer_credentials(stream.as_raw_fd())
                 .ok()
                 .map(|(uid, pid)| Peer { uid, pid });
-            self.clients.push(Client {
-                stream,
-                peer,
-                input: Vec::new(),
-                answer: None,
-                sent: 0,
-                deadline: now + CLIENT_TIMEOUT,
-            });
+            self.clients.add(stream, peer, now);
         }
     }
-}
-
-/// Reads what the client sent; its answer once the request is complete
-/// (a newline, or the end of its writes), or refused.
-fn read_request(
-    client: &mut Client,
-    handle: &mut dyn FnMut(Option<Peer>, &[u8]) -> String,
-) -> Option<String> {
-    let mut buf = [0u8; 1024];
-    loop {
-        match client.stream.read(&mut buf) {
-            Ok(0) => {
-                if client.input.is_empty() {
-                    // Connected and hung up: nothing to answer.
-                    return Some(String::new());
-                }
-                return Some(handle(client.peer, &client.input));
-            }
-            Ok(n) => {
-                client.input.extend_from_slice(&buf[..n]);
-                if let Some(end) = client.input.iter().position(|&b| b == b'\n') {
-                    let line = &client.input[..end];
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    return Some(handle(client.peer, line));
-                }
-                if client.input.len() >= MAX_REQUEST {
-                    return Some(protocol::error(&format!(
-                        "request longer than {MAX_REQUEST} bytes"
-                    )));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Some(String::new()),
-        }
-    }
-}
-
-/// Sends what it can of the answer: false when the client is done with
-/// (all sent, or gone).
-fn send_answer(client: &mut Client) -> bool {
-    let Some(answer) = &mut client.answer else {
-        return true;
-    };
-    answer.truncate(MAX_ANSWER);
-    while client.sent < answer.len() {
-        match send_nosignal(client.stream.as_raw_fd(), &answer[client.sent..]) {
-            Ok(n) => client.sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
-        }
-    }
-    false
 }
 
 /// The lock file of a control socket.

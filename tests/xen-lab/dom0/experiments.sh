@@ -445,7 +445,7 @@ until_cap() {
 # (500 ms, plus xl's read) and audited; `rex pause` holds a change until
 # `rex resume`; a second daemon refuses to start; the socket goes with rex.
 control_check() {
-    local kind=xl out=/tmp/control.out st n took held second status
+    local kind=xl out=/tmp/control.out st n took held second status before after hostile_status
     rex_available xl || kind=libxl
     reset_guests
     write_policy "$SLA_MS" 20 500 0
@@ -461,6 +461,22 @@ control_check() {
     else
         check control_status false "rex status: $(echo "$st" | head -c 300)"
     fi
+    # Hostile clients (stalled, oversized, garbage, a burst of 40) while
+    # rex ticks every 0.5 s: each is answered or dropped in time, the
+    # ticks go on, rex lives.
+    before=$(rex status --json 2>/dev/null | sed -n 's/.*"ticks":\([0-9]*\).*/\1/p')
+    hostile /run/rex/rex.sock > /tmp/control.hostile 2>&1
+    hostile_status=$?
+    after=$(rex status --json 2>/dev/null | sed -n 's/.*"ticks":\([0-9]*\).*/\1/p')
+    if [ "$hostile_status" = 0 ] && running "$REX_PID" && [ -n "$before" ] && [ -n "$after" ] &&
+        [ "$after" -gt $((before + 2)) ] && grep -q '"huge":"error' /tmp/control.hostile &&
+        grep -q '"garbage":"error' /tmp/control.hostile && grep -q '"status":"ok"' /tmp/control.hostile &&
+        ! grep -q '"busy":0,' /tmp/control.hostile; then
+        check control_hostile true "ticks $before -> $after during the flood: $(tr -d '"' < /tmp/control.hostile | cut -c1-300)"
+    else
+        check control_hostile false "status $hostile_status, ticks $before -> $after, rex $(running "$REX_PID" && echo alive || echo gone): $(tr -d '"' < /tmp/control.hostile | cut -c1-300)"
+    fi
+    emit "{\"control_hostile\":$(cat /tmp/control.hostile 2>/dev/null | grep '^{' || echo null)}"
     if rex sla vm1 cap=30 > /tmp/control.sla 2>&1 && took=$(until_cap vm1 30 5) &&
         grep '"event":"sla_changed"' "$out" | grep -q '"uid":0'; then
         check control_sla true "rex sla vm1 cap=30: set ${took} s after the request (interval 0.5 s), audited with uid 0"
