@@ -449,10 +449,19 @@ control_check() {
     rex_available xl || kind=libxl
     reset_guests
     write_policy "$SLA_MS" 20 500 0
-    start_rex "$kind" "$out"
+    start_rex "$kind" "$out" --metrics-listen 9101
     if ! rex_started "$out"; then
         check control_status false "$(kind_label "$kind") did not start"
         return
+    fi
+    # The metrics over HTTP, as a Prometheus server scrapes them.
+    if wget -q -T 5 -O /tmp/control.scrape http://127.0.0.1:9101/metrics &&
+        grep -q '^xen_rex_ticks_total [1-9]' /tmp/control.scrape &&
+        grep -q '^xen_rex_domain_cap_percent{domain="vm2"} ' /tmp/control.scrape &&
+        grep -q '^xen_rex_host_unmet_cpu_percent ' /tmp/control.scrape; then
+        check metrics_listen true "wget http://127.0.0.1:9101/metrics from $(kind_label "$kind"): $(wc -l < /tmp/control.scrape) lines, $(grep '^xen_rex_ticks_total' /tmp/control.scrape)"
+    else
+        check metrics_listen false "wget http://127.0.0.1:9101/metrics: $(head -c 200 /tmp/control.scrape 2>&1)"
     fi
     st=$(rex status --json 2>&1)
     n=$(echo "$st" | grep -o '"class":"[^"]*"' | wc -l)
