@@ -178,3 +178,59 @@ mod percentile_tests {
         assert_eq!(percentile(&[], 95.0), None);
     }
 }
+
+/// Durations as a daemon logs them for months: every one counted (count,
+/// mean and sd over all, by Welford's method), only the most recent
+/// [`DurationLog::KEEP`] kept (for the median and percentiles).
+#[derive(Debug, Clone, Default)]
+pub struct DurationLog {
+    count: usize,
+    mean_ms: f64,
+    /// Σ of squared deviations from the running mean (Welford's M2).
+    m2: f64,
+    recent: std::collections::VecDeque<std::time::Duration>,
+}
+
+impl DurationLog {
+    /// Durations kept for the median and percentiles (64 KiB).
+    pub const KEEP: usize = 4096;
+
+    pub fn push(&mut self, d: std::time::Duration) {
+        self.count += 1;
+        let ms = d.as_secs_f64() * 1e3;
+        let delta = ms - self.mean_ms;
+        self.mean_ms += delta / self.count as f64;
+        self.m2 += delta * (ms - self.mean_ms);
+        if self.recent.len() == Self::KEEP {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(d);
+    }
+
+    /// Every duration pushed so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        self.mean_ms
+    }
+
+    /// Sample standard deviation over all (0 for fewer than two).
+    pub fn sd_ms(&self) -> f64 {
+        if self.count > 1 {
+            (self.m2 / (self.count - 1) as f64).sqrt()
+        } else {
+            0.0
+        }
+    }
+
+    /// The most recent durations, oldest first.
+    pub fn recent(&self) -> impl ExactSizeIterator<Item = &std::time::Duration> {
+        self.recent.iter()
+    }
+}

@@ -7,7 +7,7 @@
 //! counters) under a `xen_rex_` prefix; a domain is labelled by its name,
 //! as `xl list` shows it. Only managed domains are exported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
@@ -122,6 +122,16 @@ impl Metrics {
                 *seconds += interval_s;
             }
         }
+        // A domain gone takes its series along (counters of a name that
+        // comes back restart at zero, which Prometheus reads as a reset):
+        // with churn the maps would otherwise grow for ever.
+        let alive: HashSet<&str> = report.usage.iter().map(|u| u.name.as_str()).collect();
+        self.reallocations
+            .retain(|(domain, _, _), _| alive.contains(domain.as_str()));
+        self.errors
+            .retain(|(domain, _), _| alive.contains(domain.as_str()));
+        self.violation_s
+            .retain(|domain, _| alive.contains(domain.as_str()));
         self.last_text = self.render(report, config);
     }
 
@@ -590,6 +600,34 @@ mod tests {
             .text()
             .lines()
             .any(|l| l == "xen_rex_host_unmet_cpu_percent 0"));
+    }
+
+    #[test]
+    fn a_domain_gone_takes_its_series_along() {
+        let config = parse_policy_text(
+            "test.cfg",
+            "domains = [ \"name=web,sla_ms=900\", \"name=batch\" ]\n",
+        )
+        .unwrap();
+        let mut metrics = Metrics::new(None);
+        metrics.record(
+            &report(
+                vec![
+                    usage(1, "web", 20, Some(1200.0)),
+                    usage(2, "batch", 20, None),
+                ],
+                vec![
+                    raise("web", 20, 30, None),
+                    raise("batch", 20, 30, Some("no")),
+                ],
+            ),
+            &config,
+        );
+        assert!(metrics.text().contains("{domain=\"web\",kind=\"cap\""));
+        metrics.record(&report(vec![usage(2, "batch", 20, None)], vec![]), &config);
+        let text = metrics.text();
+        assert!(!text.contains("\"web\""), "web is gone:\n{text}");
+        assert!(text.contains("xen_rex_reallocation_errors_total{domain=\"batch\",kind=\"cap\"} 1"));
     }
 
     #[test]

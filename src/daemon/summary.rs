@@ -2,12 +2,10 @@
 //! change took from decision to done, as the paper's Experiment 2 reports
 //! for libxl and for fork/exec of xl.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::display::Display;
-use crate::stats::summarize;
+use crate::stats::{summarize, DurationLog};
 
 /// Figures of a set of reallocation times, ms.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,24 +18,24 @@ pub struct TimingSummary {
     pub p99_ms: f64,
 }
 
-/// `None` when nothing was applied.
-pub fn summarize_timings(timings: &[Duration]) -> Option<TimingSummary> {
-    let ms: Vec<f64> = timings.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    let s = summarize(&ms)?;
-    let mut sorted = ms;
+/// `None` when nothing was applied. The median and p99 are of the most
+/// recent [`DurationLog::KEEP`] (all of them in any run shorter than that).
+pub fn summarize_timings(timings: &DurationLog) -> Option<TimingSummary> {
+    let mut sorted: Vec<f64> = timings.recent().map(|d| d.as_secs_f64() * 1e3).collect();
+    let median = summarize(&sorted)?.median;
     sorted.sort_by(f64::total_cmp);
     let rank = ((0.99 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     Some(TimingSummary {
-        n: s.n,
-        mean_ms: s.mean,
-        median_ms: s.median,
-        sd_ms: s.sd,
+        n: timings.len(),
+        mean_ms: timings.mean_ms(),
+        median_ms: median,
+        sd_ms: timings.sd_ms(),
         p99_ms: sorted[rank - 1],
     })
 }
 
 /// Writes the summary through the display (a text line or a JSON object).
-pub fn report(display: &mut Display, timings: &[Duration], dry_run: bool) {
+pub fn report(display: &mut Display, timings: &DurationLog, dry_run: bool) {
     match summarize_timings(timings) {
         Some(t) => display.event(
             "timings",
@@ -71,16 +69,44 @@ pub fn report(display: &mut Display, timings: &[Duration], dry_run: bool) {
 mod tests {
     use super::*;
 
+    use std::time::Duration;
+
+    fn log(timings: impl IntoIterator<Item = Duration>) -> DurationLog {
+        let mut log = DurationLog::default();
+        for d in timings {
+            log.push(d);
+        }
+        log
+    }
+
     #[test]
     fn p99_is_the_nearest_rank_and_the_rest_come_from_stats() {
         let timings: Vec<Duration> = (1..=200).map(Duration::from_millis).collect();
-        let t = summarize_timings(&timings).unwrap();
+        let t = summarize_timings(&log(timings.clone())).unwrap();
         assert_eq!(t.n, 200);
         assert!((t.mean_ms - 100.5).abs() < 1e-9);
         assert!((t.median_ms - 100.5).abs() < 1e-9);
         assert!((t.p99_ms - 198.0).abs() < 1e-9);
-        let one = summarize_timings(&[Duration::from_micros(1500)]).unwrap();
+        let ms: Vec<f64> = timings.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        assert!((t.sd_ms - summarize(&ms).unwrap().sd).abs() < 1e-9);
+        let one = summarize_timings(&log([Duration::from_micros(1500)])).unwrap();
         assert!((one.p99_ms - 1.5).abs() < 1e-9);
-        assert_eq!(summarize_timings(&[]), None);
+        assert_eq!(summarize_timings(&DurationLog::default()), None);
+    }
+
+    #[test]
+    fn a_long_run_counts_every_timing_and_keeps_only_the_recent_ones() {
+        // Older ones of 1 ms, the last KEEP of 3 ms.
+        let older = 10_000;
+        let timings = std::iter::repeat_n(Duration::from_millis(1), older).chain(
+            std::iter::repeat_n(Duration::from_millis(3), DurationLog::KEEP),
+        );
+        let log = log(timings);
+        assert_eq!(log.recent().len(), DurationLog::KEEP);
+        let t = summarize_timings(&log).unwrap();
+        assert_eq!(t.n, older + DurationLog::KEEP);
+        let mean = (older as f64 + 3.0 * DurationLog::KEEP as f64) / t.n as f64;
+        assert!((t.mean_ms - mean).abs() < 1e-9, "mean over all");
+        assert!((t.median_ms - 3.0).abs() < 1e-9, "median of the recent");
     }
 }

@@ -12,6 +12,7 @@ use crate::engine::{
     Shortfall, Snapshot, Usage,
 };
 use crate::error_chain;
+use crate::stats::DurationLog;
 
 /// Why a driver could not start. Nothing was applied.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,7 @@ pub struct Driver<H: Host> {
     host: H,
     engine: Engine,
     dry_run: bool,
-    timings: Vec<Duration>,
+    timings: DurationLog,
     /// Domains rex has flagged uncooperative in the host (xenstore), to
     /// withdraw the flags when rex stops: nobody enforces them then.
     flagged: BTreeSet<DomId>,
@@ -95,7 +96,7 @@ impl<H: Host> Driver<H> {
             host,
             engine,
             dry_run,
-            timings: Vec::new(),
+            timings: DurationLog::default(),
             flagged: BTreeSet::new(),
         })
     }
@@ -112,8 +113,8 @@ impl<H: Host> Driver<H> {
         &self.engine
     }
 
-    /// Duration of every reallocation applied so far.
-    pub fn timings(&self) -> &[Duration] {
+    /// Durations of the reallocations applied so far (bounded).
+    pub fn timings(&self) -> &DurationLog {
         &self.timings
     }
 

@@ -3,6 +3,7 @@
  * hostile - bad clients of rex's control socket, for the Xen lab (dom0).
  *
  *   hostile SOCKET
+ *   hostile --get IPV4 PORT PATH
  *
  * Against a running rex, in turn: 20 clients that connect and send nothing
  * (more than rex serves at once), a request of 64 KiB with no newline,
@@ -11,6 +12,9 @@
  * rex took to drop the stalled ones, the first line of each answer, how
  * the burst was answered, and how long the final status took. Exit status
  * 0 if every connection was answered or closed in time, 1 otherwise.
+ *
+ * With --get: one HTTP/1.0 GET of PATH (busybox's static wget crashes in
+ * the lab's dom0); the answer, headers and all, on stdout.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +24,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,6 +131,28 @@ static long ask(const char *request, size_t len, char *line, size_t size)
 	return ms;
 }
 
+static int http_get(const char *ip, const char *port, const char *path)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(atoi(port)) };
+	char request[512], buf[4096];
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || inet_pton(AF_INET, ip, &addr.sin_addr) != 1 ||
+	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		perror("hostile --get");
+		return 1;
+	}
+	snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, ip);
+	if (write(fd, request, strlen(request)) < 0) {
+		perror("hostile --get: write");
+		return 1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, n, stdout);
+	close(fd);
+	return n < 0;
+}
+
 int main(int argc, char **argv)
 {
 	int stalled[STALLED], burst[BURST], busy = 0, ok_burst = 0, busy_burst = 0, other = 0;
@@ -133,8 +161,10 @@ int main(int argc, char **argv)
 	int failed = 0;
 	static char huge[HUGE];
 
+	if (argc == 5 && strcmp(argv[1], "--get") == 0)
+		return http_get(argv[2], argv[3], argv[4]);
 	if (argc != 2) {
-		fprintf(stderr, "usage: hostile SOCKET\n");
+		fprintf(stderr, "usage: hostile SOCKET | hostile --get IPV4 PORT PATH\n");
 		return 2;
 	}
 	sock_path = argv[1];

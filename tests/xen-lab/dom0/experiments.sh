@@ -454,14 +454,16 @@ control_check() {
         check control_status false "$(kind_label "$kind") did not start"
         return
     fi
-    # The metrics over HTTP, as a Prometheus server scrapes them.
-    if wget -q -T 5 -O /tmp/control.scrape http://127.0.0.1:9101/metrics &&
+    # The metrics over HTTP, as a Prometheus server scrapes them (busybox's
+    # static wget segfaults here: hostile --get does the GET).
+    if timeout 10 hostile --get 127.0.0.1 9101 /metrics > /tmp/control.scrape 2>&1 &&
+        head -n1 /tmp/control.scrape | grep -q '^HTTP/1.0 200 OK' &&
         grep -q '^xen_rex_ticks_total [1-9]' /tmp/control.scrape &&
         grep -q '^xen_rex_domain_cap_percent{domain="vm2"} ' /tmp/control.scrape &&
         grep -q '^xen_rex_host_unmet_cpu_percent ' /tmp/control.scrape; then
-        check metrics_listen true "wget http://127.0.0.1:9101/metrics from $(kind_label "$kind"): $(wc -l < /tmp/control.scrape) lines, $(grep '^xen_rex_ticks_total' /tmp/control.scrape)"
+        check metrics_listen true "GET http://127.0.0.1:9101/metrics from $(kind_label "$kind"): $(wc -l < /tmp/control.scrape) lines, $(grep '^xen_rex_ticks_total' /tmp/control.scrape)"
     else
-        check metrics_listen false "wget http://127.0.0.1:9101/metrics: $(head -c 200 /tmp/control.scrape 2>&1)"
+        check metrics_listen false "GET http://127.0.0.1:9101/metrics: $(head -c 200 /tmp/control.scrape 2>&1 | tr -d '"\\\r' | tr '\n' ' ')"
     fi
     st=$(rex status --json 2>&1)
     n=$(echo "$st" | grep -o '"class":"[^"]*"' | wc -l)
