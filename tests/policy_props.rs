@@ -149,6 +149,7 @@ fn usage_row(f: &mut Fields, domid: u32, name: String) -> Usage {
         },
         report,
         has_cpu_sample,
+        cpu_time_ns: 0,
     }
 }
 

@@ -191,6 +191,7 @@ proptest! {
                     mem_used_kb: None,
                     report: GuestReport { response_ms: Some(d.responses[tick]), ..GuestReport::default() },
                     has_cpu_sample: true,
+                    cpu_time_ns: 0,
                 }
             }).collect();
             for (i, d) in doms.iter().enumerate() {

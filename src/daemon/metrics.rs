@@ -198,6 +198,18 @@ impl Metrics {
             "CPU the domain used, smoothed, percent of one pCPU.",
             &mut managed.iter().map(|u| (u.name.clone(), u.cpu_pct)),
         );
+        out.push_str(
+            "# HELP xen_rex_domain_cpu_seconds_total CPU time the domain has used since it was created.\n\
+             # TYPE xen_rex_domain_cpu_seconds_total counter\n",
+        );
+        for u in &managed {
+            let _ = writeln!(
+                out,
+                "xen_rex_domain_cpu_seconds_total{{domain=\"{}\"}} {}",
+                escape(&u.name),
+                number(u.cpu_time_ns as f64 / 1e9)
+            );
+        }
         gauge(
             &mut out,
             "xen_rex_domain_memory_target_bytes",
@@ -314,6 +326,9 @@ impl Metrics {
              # HELP xen_rex_host_unmet_memory_bytes Memory the managed domains asked for this tick beyond what the host had free.\n\
              # TYPE xen_rex_host_unmet_memory_bytes gauge\n\
              xen_rex_host_unmet_memory_bytes {}\n\
+             # HELP xen_rex_host_cpu_pool_percent CPU the managed domains share, percent of one pCPU: the pool's pCPUs less dom0's share, the reserve and the caps of unmanaged capped guests.\n\
+             # TYPE xen_rex_host_cpu_pool_percent gauge\n\
+             xen_rex_host_cpu_pool_percent {}\n\
              # HELP xen_rex_host_free_memory_bytes Memory of the host no domain holds.\n\
              # TYPE xen_rex_host_free_memory_bytes gauge\n\
              xen_rex_host_free_memory_bytes {}\n\
@@ -332,6 +347,7 @@ impl Metrics {
             self.ticks,
             report.shortfalls.iter().map(|s| u64::from(s.cpu_pct)).sum::<u64>(),
             report.shortfalls.iter().map(|s| s.mem_kb * 1024).sum::<u64>(),
+            cpu_pool_pct(report, config),
             report.host.free_mem_kb * 1024,
             report.host.guest_pcpus,
             managed.len(),
@@ -340,6 +356,22 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The pool the policy shares this tick, as it computes it.
+fn cpu_pool_pct(report: &TickReport, config: &PolicyConfig) -> u64 {
+    let unmanaged_caps: u64 = report
+        .usage
+        .iter()
+        .filter(|u| u.domid != 0 && config.domain(&u.name).is_none())
+        .map(|u| u64::from(u.sched.cap))
+        .sum();
+    crate::engine::limits::cpu_pool_pct(
+        report.host.guest_pcpus,
+        config.host.dom0_cpu_pct,
+        config.host.reserve_cpu_pct,
+        unmanaged_caps,
+    )
 }
 
 /// A label value as the text format wants it: `\`, `"` and newlines
@@ -426,6 +458,7 @@ mod tests {
                 ..GuestReport::default()
             },
             has_cpu_sample: true,
+            cpu_time_ns: u64::from(domid) * 1_500_000_000,
         }
     }
 
@@ -537,6 +570,8 @@ mod tests {
             "xen_rex_domain_cap_percent{domain=\"web\"} 50",
             "xen_rex_ticks_total 3",
             "xen_rex_managed_domains 2",
+            "xen_rex_domain_cpu_seconds_total{domain=\"web\"} 1.5",
+            "xen_rex_host_cpu_pool_percent 100",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

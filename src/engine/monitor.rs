@@ -28,6 +28,8 @@ pub struct Usage {
     pub report: GuestReport,
     /// False on a domain's first sample (no CPU delta yet).
     pub has_cpu_sample: bool,
+    /// CPU time the domain has used since it was created (Xen's counter).
+    pub cpu_time_ns: u64,
 }
 
 /// What the monitor remembers of a domain between snapshots.
@@ -151,6 +153,7 @@ impl Monitor {
             mem_used_kb,
             report,
             has_cpu_sample: history.cpu_pct.is_some(),
+            cpu_time_ns: info.cpu_time_ns,
         };
         (usage, history)
     }

@@ -61,6 +61,7 @@ pub fn usage(domid: DomId, name: &str, cap: u32, cpu_pct: f64) -> Usage {
         mem_used_kb: None,
         report: GuestReport::default(),
         has_cpu_sample: true,
+        cpu_time_ns: 0,
     }
 }
 
