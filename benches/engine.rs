@@ -100,6 +100,7 @@ fn observation(domid: u32, name: String, cap: u32, i: usize) -> DomainObservatio
             mem_free_kb: Some(if under_pressure { 2 * MIB } else { 40 * MIB }),
             mem_total_kb: Some(94 * MIB),
             response_ms: None,
+            stale: false,
         },
     }
 }

@@ -131,6 +131,7 @@ fn usage_row(f: &mut Fields, domid: u32, name: String) -> Usage {
             2 => Some(1e300),
             _ => Some(f.range(0, 3000) as f64),
         },
+        stale: false,
     };
     let report = sanitised(raw, mem_max_kb);
     Usage {
@@ -466,6 +467,7 @@ fn chaotic_snapshot(
                     mem_free_kb: figure(&mut f, 48),
                     mem_total_kb: figure(&mut f, 512),
                     response_ms: f.chance(80).then(|| garbage[f.below(6) as usize]),
+                    stale: false,
                 },
                 mem_max_kb,
             ),

@@ -265,6 +265,14 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "xen_rex_domain_guest_agent_stale",
+            "1 while the guest's agent has stopped publishing (its values are ignored).",
+            &mut managed
+                .iter()
+                .map(|u| (u.name.clone(), f64::from(u8::from(u.report.stale)))),
+        );
+        gauge(
+            &mut out,
             "xen_rex_domain_response_seconds",
             "Response time the guest last reported (where it reports one).",
             &mut managed
@@ -512,10 +520,17 @@ mod tests {
         let both = || vec![usage(1, "web", 20, None), usage(2, "batch", 20, None)];
         let mut flagged = report(both(), vec![]);
         flagged.uncooperative.insert(1);
+        flagged.usage[1].report.stale = true;
         metrics.record(&flagged, &config);
         assert_eq!(gauge(metrics.text(), "web").as_deref(), Some("1"));
         assert_eq!(gauge(metrics.text(), "batch").as_deref(), Some("0"));
         assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 0"));
+        for line in [
+            "xen_rex_domain_guest_agent_stale{domain=\"batch\"} 1",
+            "xen_rex_domain_guest_agent_stale{domain=\"web\"} 0",
+        ] {
+            assert!(metrics.text().lines().any(|l| l == line), "{line}");
+        }
         flagged.paused = true;
         metrics.record(&flagged, &config);
         assert!(metrics.text().lines().any(|l| l == "xen_rex_paused 1"));

@@ -91,6 +91,9 @@ pub struct GuestReport {
     pub mem_total_kb: Option<KiB>,
     /// Response time the guest's application observed recently, ms.
     pub response_ms: Option<f64>,
+    /// The guest's agent stopped publishing (its counter froze): the
+    /// values above are then absent, whatever the keys still hold.
+    pub stale: bool,
 }
 
 /// Everything read from a host in one tick.

@@ -120,7 +120,10 @@ impl Published {
             now_ns,
         );
         if freshness == Freshness::Stale {
-            return GuestReport::default();
+            return GuestReport {
+                stale: true,
+                ..GuestReport::default()
+            };
         }
         parse_report(
             self.free.as_deref(),
@@ -186,6 +189,7 @@ pub fn parse_report(
         mem_free_kb,
         mem_total_kb,
         response_ms,
+        stale: false,
     }
 }
 
@@ -298,6 +302,29 @@ mod tests {
         );
         // A guest that stops publishing a counter is taken as it is again.
         assert_eq!(h.observe(3, None, None, 60 * S), Freshness::NoCounter);
+    }
+
+    #[test]
+    fn a_frozen_agent_reports_nothing_but_that_it_is_stale() {
+        const S: u64 = 1_000_000_000;
+        let published = Published {
+            free: Some(b"1024".to_vec()),
+            total: Some(b"65536".to_vec()),
+            response: Some(b"2000".to_vec()),
+            seq: Some(b"7".to_vec()),
+            period_ms: None,
+        };
+        let mut h = Heartbeat::default();
+        let fresh = published.report(&mut h, 3, MAX, S);
+        assert_eq!((fresh.mem_free_kb, fresh.stale), (Some(1024), false));
+        let frozen = published.report(&mut h, 3, MAX, 10 * S);
+        assert_eq!(
+            frozen,
+            GuestReport {
+                stale: true,
+                ..GuestReport::default()
+            }
+        );
     }
 
     #[test]

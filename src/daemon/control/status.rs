@@ -198,6 +198,7 @@ impl Board {
                     "level_cap": p.guaranteed_cap(), "level_mem_kb": p.guaranteed_mem_kb(),
                     "cap_min": p.cap_min, "cap_max": p.cap_max, "priority": p.priority,
                     "uncooperative": self.uncooperative(u),
+                    "agent_stale": u.report.stale,
                     "unmet_cpu_pct": self.shortfall(u).map_or(0, |s| s.cpu_pct),
                     "unmet_mem_kb": self.shortfall(u).map_or(0, |s| s.mem_kb),
                     "last_decision": self.last_by_domain.get(&u.name).map(Decision::json),
@@ -260,6 +261,9 @@ impl Board {
             let mut class = self.class(u, p.sla_ms).to_string();
             if self.uncooperative(u) {
                 class.push_str(", balloon uncooperative");
+            }
+            if u.report.stale {
+                class.push_str(", agent stale");
             }
             if let Some(short) = self.shortfall(u) {
                 let _ = write!(

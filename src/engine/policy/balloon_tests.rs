@@ -29,6 +29,7 @@ fn guest(domid: DomId, name: &str, target_kb: KiB, current_kb: KiB) -> Usage {
         mem_free_kb: Some(current_kb.saturating_sub(40 * MIB)),
         mem_total_kb: Some(current_kb),
         response_ms: None,
+        stale: false,
     };
     u.mem_used_kb = Some(40 * MIB);
     u

@@ -26,6 +26,7 @@ fn guest(domid: DomId, name: &str, target_kb: KiB, used_kb: KiB) -> Usage {
         mem_free_kb: Some(target_kb - used_kb),
         mem_total_kb: Some(target_kb),
         response_ms: None,
+        stale: false,
     };
     u.mem_used_kb = Some(used_kb);
     u

@@ -393,6 +393,7 @@ fn garbage_guest_values_gain_nothing_beyond_the_ceiling() {
         mem_free_kb: Some(0),
         mem_total_kb: Some(u64::MAX),
         response_ms: Some(f64::NAN),
+        stale: false,
     };
     sim.run(50);
     assert_eq!(sim.cap(0), 80, "cap_max holds");
@@ -421,6 +422,7 @@ fn memory_pressure_grows_within_step_and_slush_after_shrinks() {
         mem_free_kb: Some(150_000),
         mem_total_kb: Some(200_000),
         response_ms: None,
+        stale: false,
     };
     donor.mem_used_kb = Some(50_000);
     let mut needy = usage(2, "needy", 20, 10.0);
@@ -428,6 +430,7 @@ fn memory_pressure_grows_within_step_and_slush_after_shrinks() {
         mem_free_kb: Some(1_000),
         mem_total_kb: Some(65_536),
         response_ms: None,
+        stale: false,
     };
     // 40 MiB free, 32 MiB slush: only 8 MiB may be handed out now.
     let plan = policy.decide(&host(1, 40 * 1024), &[donor, needy]);
@@ -636,6 +639,7 @@ fn memory_goes_first_to_a_domain_missing_its_sla() {
         mem_free_kb: Some(1_000),
         mem_total_kb: Some(65_536),
         response_ms: None,
+        stale: false,
     };
     let mut web = usage(1, "web", 20, 18.0);
     web.report = GuestReport {
@@ -753,6 +757,7 @@ fn reserved_memory_is_never_handed_out() {
             mem_free_kb: Some(1_000),
             mem_total_kb: Some(65_536),
             response_ms: None,
+            stale: false,
         };
         // 64 MiB free on the host.
         let plan = policy.decide(&host(1, 64 * 1024), &[web]);
@@ -781,6 +786,7 @@ fn memory_plan_for(free_kb: KiB, total_kb: KiB) -> Option<(KiB, KiB)> {
         mem_free_kb: Some(free_kb),
         mem_total_kb: Some(total_kb),
         response_ms: None,
+        stale: false,
     };
     db.mem_used_kb = Some(total_kb - free_kb);
     let plan = policy.decide(&host(1, 1 << 20), &[db]);
