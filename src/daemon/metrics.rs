@@ -244,13 +244,12 @@ impl Metrics {
                 (u.name.clone(), f64::from(u8::from(flagged)))
             }),
         );
-        let shortfall = |u: &Usage| report.shortfalls.iter().find(|s| s.domid == u.domid);
         gauge(
             &mut out,
             "xen_rex_domain_unmet_cpu_percent",
             "CPU the domain asked for this tick and the host could not give, percent of one pCPU.",
             &mut managed.iter().map(|u| {
-                let unmet = shortfall(u).map_or(0, |s| s.cpu_pct);
+                let unmet = report.shortfall(u.domid).map_or(0, |s| s.cpu_pct);
                 (u.name.clone(), f64::from(unmet))
             }),
         );
@@ -259,7 +258,7 @@ impl Metrics {
             "xen_rex_domain_unmet_memory_bytes",
             "Memory the domain asked for this tick beyond what the host had free.",
             &mut managed.iter().map(|u| {
-                let unmet = shortfall(u).map_or(0, |s| s.mem_kb);
+                let unmet = report.shortfall(u.domid).map_or(0, |s| s.mem_kb);
                 (u.name.clone(), unmet as f64 * 1024.0)
             }),
         );
@@ -323,6 +322,7 @@ impl Metrics {
             "xen_rex_decision_duration_seconds",
             "Time of one tick's observation of the host and decision, before any change.",
         );
+        let (unmet_cpu_pct, unmet_mem_kb) = report.unmet_totals();
         let _ = writeln!(
             out,
             "# HELP xen_rex_ticks_total Ticks the daemon has run.\n\
@@ -353,8 +353,8 @@ impl Metrics {
              # TYPE xen_rex_paused gauge\n\
              xen_rex_paused {}",
             self.ticks,
-            report.shortfalls.iter().map(|s| u64::from(s.cpu_pct)).sum::<u64>(),
-            report.shortfalls.iter().map(|s| s.mem_kb * 1024).sum::<u64>(),
+            unmet_cpu_pct,
+            unmet_mem_kb * 1024,
             cpu_pool_pct(report, config),
             report.host.free_mem_kb * 1024,
             report.host.guest_pcpus,

@@ -54,6 +54,19 @@ pub struct TickReport {
 }
 
 impl TickReport {
+    /// What domain `domid` asked for at this tick and did not get.
+    pub fn shortfall(&self, domid: DomId) -> Option<&Shortfall> {
+        self.shortfalls.iter().find(|s| s.domid == domid)
+    }
+
+    /// The unmet demand of all domains: cap points (percent of one pCPU)
+    /// and KiB.
+    pub fn unmet_totals(&self) -> (u64, u64) {
+        self.shortfalls.iter().fold((0, 0), |(cpu, mem), s| {
+            (cpu + u64::from(s.cpu_pct), mem + s.mem_kb)
+        })
+    }
+
     /// Every domain's settings after this tick: what was observed, with
     /// the changes applied on top (none in a dry run).
     pub fn usage_after_changes(&self) -> Vec<Usage> {

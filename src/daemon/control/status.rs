@@ -143,8 +143,7 @@ impl Board {
 
     /// What the domain asked for at the last tick and did not get.
     fn shortfall(&self, usage: &Usage) -> Option<&Shortfall> {
-        let last = self.last.as_ref()?;
-        last.shortfalls.iter().find(|s| s.domid == usage.domid)
+        self.last.as_ref()?.shortfall(usage.domid)
     }
 
     /// Each managed domain's class, as an administrator reads it.
@@ -206,10 +205,10 @@ impl Board {
             })
             .collect();
         let host = self.last.as_ref().map(|r| {
+            let (unmet_cpu_pct, unmet_mem_kb) = r.unmet_totals();
             json!({"guest_pcpus": r.host.guest_pcpus, "scheduler": r.host.scheduler.to_string(),
                    "total_mem_kb": r.host.total_mem_kb, "free_mem_kb": r.host.free_mem_kb,
-                   "unmet_cpu_pct": r.shortfalls.iter().map(|s| u64::from(s.cpu_pct)).sum::<u64>(),
-                   "unmet_mem_kb": r.shortfalls.iter().map(|s| s.mem_kb).sum::<u64>()})
+                   "unmet_cpu_pct": unmet_cpu_pct, "unmet_mem_kb": unmet_mem_kb})
         });
         json!({
             "state": if self.paused.is_some() { "paused" } else if self.dry_run { "dry_run" } else { "running" },
