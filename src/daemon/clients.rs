@@ -6,7 +6,9 @@
 //! the connection.
 
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use crate::xl::os::send_nosignal;
@@ -25,12 +27,45 @@ pub struct Limits {
 }
 
 /// How a server reads and answers its clients' requests.
-pub trait Protocol<M> {
+pub trait Protocol<S, M> {
+    /// The server, as the debug log names it.
+    fn name(&self) -> &'static str;
     /// The length of the request at the start of `input` once it is
     /// complete (without its terminator), or None while more must come.
     fn request_end(&self, input: &[u8]) -> Option<usize>;
     /// The answer to a request longer than the limit.
     fn too_long(&self, limit: usize) -> Vec<u8>;
+    /// The answer to a client turned away because the table is full.
+    fn busy(&self) -> Vec<u8>;
+    /// What the server keeps of a new client beside its stream.
+    fn meta(&self, stream: &S) -> M;
+}
+
+/// A non-blocking listening socket whose connections a table serves.
+pub trait Listen: AsRawFd {
+    type Stream: Read + AsRawFd;
+    fn accept_stream(&self) -> io::Result<Self::Stream>;
+    fn make_nonblocking(stream: &Self::Stream) -> io::Result<()>;
+}
+
+impl Listen for UnixListener {
+    type Stream = UnixStream;
+    fn accept_stream(&self) -> io::Result<UnixStream> {
+        self.accept().map(|(stream, _)| stream)
+    }
+    fn make_nonblocking(stream: &UnixStream) -> io::Result<()> {
+        stream.set_nonblocking(true)
+    }
+}
+
+impl Listen for TcpListener {
+    type Stream = TcpStream;
+    fn accept_stream(&self) -> io::Result<TcpStream> {
+        self.accept().map(|(stream, _)| stream)
+    }
+    fn make_nonblocking(stream: &TcpStream) -> io::Result<()> {
+        stream.set_nonblocking(true)
+    }
 }
 
 struct Client<S, M> {
@@ -43,7 +78,8 @@ struct Client<S, M> {
     deadline: Instant,
 }
 
-/// The clients of one listening socket.
+/// The clients of one listening socket (the socket itself is the
+/// server's: it is passed in).
 pub struct ClientTable<S, M> {
     limits: Limits,
     clients: Vec<Client<S, M>>,
@@ -57,25 +93,14 @@ impl<S: Read + AsRawFd, M> ClientTable<S, M> {
         }
     }
 
-    pub fn is_full(&self) -> bool {
-        self.clients.len() >= self.limits.max_clients
-    }
-
-    /// Takes a new client (the caller turns one away when full).
-    pub fn add(&mut self, stream: S, meta: M, now: Instant) {
-        self.clients.push(Client {
-            stream,
-            meta,
-            input: Vec::new(),
-            answer: None,
-            sent: 0,
-            deadline: now + self.limits.timeout,
+    /// Appends the listener's fd, then the clients' (in order), and lowers
+    /// `timeout_ms` to the nearest client deadline.
+    pub fn before_poll(&self, listener: RawFd, fds: &mut Vec<libc::pollfd>, timeout_ms: &mut i32) {
+        fds.push(libc::pollfd {
+            fd: listener,
+            events: libc::POLLIN,
+            revents: 0,
         });
-    }
-
-    /// Appends the clients' fds (in order) and lowers `timeout_ms` to the
-    /// nearest deadline.
-    pub fn before_poll(&self, fds: &mut Vec<libc::pollfd>, timeout_ms: &mut i32) {
         let now = Instant::now();
         for client in &self.clients {
             let events = if client.answer.is_some() {
@@ -96,36 +121,73 @@ impl<S: Read + AsRawFd, M> ClientTable<S, M> {
         }
     }
 
-    /// Reads what the poll found ready (`fds` as [`ClientTable::before_poll`]
-    /// appended them), answers each complete request with `handle`.
-    pub fn read_ready(
+    /// Serves what the poll found (`fds` as [`ClientTable::before_poll`]
+    /// appended them): reads requests and answers each complete one with
+    /// `handle`, accepts new clients (turning away those over the limit),
+    /// sends answers, and drops the clients that are done, gone or out of
+    /// time.
+    pub fn after_poll<L: Listen<Stream = S>>(
         &mut self,
+        listener: &L,
         fds: &[libc::pollfd],
-        protocol: &dyn Protocol<M>,
+        protocol: &dyn Protocol<S, M>,
         handle: &mut dyn FnMut(&M, &[u8]) -> Vec<u8>,
     ) {
+        let now = Instant::now();
         let max_request = self.limits.max_request;
-        for (client, fd) in self.clients.iter_mut().zip(fds) {
+        for (client, fd) in self.clients.iter_mut().zip(fds.get(1..).unwrap_or(&[])) {
             if fd.revents != 0 && client.answer.is_none() {
                 client.answer = read_request(client, max_request, protocol, handle);
             }
         }
-    }
-
-    /// Sends what can be sent of the answers and drops the clients that
-    /// are done, gone or out of time (those are logged as `what`).
-    pub fn send_and_expire(&mut self, now: Instant, what: &str) {
+        if fds.first().is_some_and(|l| l.revents != 0) {
+            self.accept(listener, protocol, now);
+        }
         let max_answer = self.limits.max_answer;
         self.clients.retain_mut(|client| {
             if client.answer.is_some() && !send_answer(client, max_answer) {
                 return false;
             }
             if now >= client.deadline {
-                log::debug!("{what} client dropped: out of time");
+                log::debug!("{}: a client dropped: out of time", protocol.name());
                 return false;
             }
             true
         });
+    }
+
+    fn accept<L: Listen<Stream = S>>(
+        &mut self,
+        listener: &L,
+        protocol: &dyn Protocol<S, M>,
+        now: Instant,
+    ) {
+        loop {
+            let stream = match listener.accept_stream() {
+                Ok(stream) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::debug!("{} accept: {e}", protocol.name());
+                    return;
+                }
+            };
+            if L::make_nonblocking(&stream).is_err() {
+                continue;
+            }
+            if self.clients.len() >= self.limits.max_clients {
+                let _ = send_nosignal(stream.as_raw_fd(), &protocol.busy());
+                continue;
+            }
+            let meta = protocol.meta(&stream);
+            self.clients.push(Client {
+                stream,
+                meta,
+                input: Vec::new(),
+                answer: None,
+                sent: 0,
+                deadline: now + self.limits.timeout,
+            });
+        }
     }
 }
 
@@ -134,7 +196,7 @@ impl<S: Read + AsRawFd, M> ClientTable<S, M> {
 fn read_request<S: Read, M>(
     client: &mut Client<S, M>,
     max_request: usize,
-    protocol: &dyn Protocol<M>,
+    protocol: &dyn Protocol<S, M>,
     handle: &mut dyn FnMut(&M, &[u8]) -> Vec<u8>,
 ) -> Option<Vec<u8>> {
     let mut buf = [0u8; 1024];

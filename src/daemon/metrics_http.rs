@@ -11,10 +11,9 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::clients::{ClientTable, Limits, Protocol};
-use crate::xl::os::send_nosignal;
 
 const LIMITS: Limits = Limits {
     max_clients: 16,
@@ -41,7 +40,11 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, String> {
 /// HTTP requests end at their blank line.
 struct Http;
 
-impl Protocol<()> for Http {
+impl Protocol<TcpStream, ()> for Http {
+    fn name(&self) -> &'static str {
+        "metrics listener"
+    }
+
     fn request_end(&self, input: &[u8]) -> Option<usize> {
         let crlf = input.windows(4).position(|w| w == b"\r\n\r\n");
         let lf = input.windows(2).position(|w| w == b"\n\n");
@@ -59,6 +62,12 @@ impl Protocol<()> for Http {
             b"request too long\n",
         )
     }
+
+    fn busy(&self) -> Vec<u8> {
+        response(503, "Service Unavailable", "text/plain", b"busy\n")
+    }
+
+    fn meta(&self, _: &TcpStream) {}
 }
 
 /// The listening socket and its scrapers.
@@ -88,47 +97,16 @@ impl MetricsListener {
     /// Appends the listener's and the clients' fds; lowers `timeout_ms` to
     /// the nearest client deadline.
     pub fn before_poll(&self, fds: &mut Vec<libc::pollfd>, timeout_ms: &mut i32) {
-        fds.push(libc::pollfd {
-            fd: self.listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        self.clients.before_poll(fds, timeout_ms);
+        self.clients
+            .before_poll(self.listener.as_raw_fd(), fds, timeout_ms);
     }
 
     /// Serves what the poll found with `exposition`, the last tick's text.
     pub fn after_poll(&mut self, fds: &[libc::pollfd], exposition: &str) {
-        let now = Instant::now();
         self.clients
-            .read_ready(fds.get(1..).unwrap_or(&[]), &Http, &mut |_, request| {
+            .after_poll(&self.listener, fds, &Http, &mut |_, request| {
                 answer(request, exposition)
             });
-        if fds.first().is_some_and(|l| l.revents != 0) {
-            self.accept(now);
-        }
-        self.clients.send_and_expire(now, "metrics");
-    }
-
-    fn accept(&mut self, now: Instant) {
-        loop {
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    log::debug!("metrics listener accept: {e}");
-                    return;
-                }
-            };
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            if self.clients.is_full() {
-                let busy = response(503, "Service Unavailable", "text/plain", b"busy\n");
-                let _ = send_nosignal(stream.as_raw_fd(), &busy);
-                continue;
-            }
-            self.clients.add(stream, (), now);
-        }
     }
 }
 

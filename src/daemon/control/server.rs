@@ -12,11 +12,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::protocol::{self, MAX_REQUEST};
 use crate::daemon::clients::{ClientTable, Limits, Protocol};
-use crate::xl::os::{peer_credentials, send_nosignal, try_lock_exclusive};
+use crate::xl::os::{peer_credentials, try_lock_exclusive};
 
 /// Clients served at once; more are turned away with an error line.
 pub const MAX_CLIENTS: usize = 16;
@@ -65,13 +65,27 @@ pub struct ControlServer {
 /// Control requests are lines.
 struct Lines;
 
-impl Protocol<Option<Peer>> for Lines {
+impl Protocol<UnixStream, Option<Peer>> for Lines {
+    fn name(&self) -> &'static str {
+        "control socket"
+    }
+
     fn request_end(&self, input: &[u8]) -> Option<usize> {
         input.iter().position(|&b| b == b'\n')
     }
 
     fn too_long(&self, limit: usize) -> Vec<u8> {
         protocol::error(&format!("request longer than {limit} bytes")).into_bytes()
+    }
+
+    fn busy(&self) -> Vec<u8> {
+        protocol::error("busy: too many control clients at once; try again").into_bytes()
+    }
+
+    fn meta(&self, stream: &UnixStream) -> Option<Peer> {
+        peer_credentials(stream.as_raw_fd())
+            .ok()
+            .map(|(uid, pid)| Peer { uid, pid })
     }
 }
 
@@ -148,12 +162,8 @@ impl ControlServer {
     /// Appends the listener's and the clients' fds, and lowers
     /// `timeout_ms` to the nearest client deadline.
     pub fn before_poll(&self, fds: &mut Vec<libc::pollfd>, timeout_ms: &mut i32) {
-        fds.push(libc::pollfd {
-            fd: self.listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        self.clients.before_poll(fds, timeout_ms);
+        self.clients
+            .before_poll(self.listener.as_raw_fd(), fds, timeout_ms);
     }
 
     /// Serves what the poll found: accepts new clients, reads requests,
@@ -165,43 +175,11 @@ impl ControlServer {
         fds: &[libc::pollfd],
         handle: &mut dyn FnMut(Option<Peer>, &[u8]) -> String,
     ) {
-        let now = Instant::now();
         self.clients
-            .read_ready(fds.get(1..).unwrap_or(&[]), &Lines, &mut |peer, line| {
+            .after_poll(&self.listener, fds, &Lines, &mut |peer, line| {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 handle(*peer, line).into_bytes()
             });
-        if fds.first().is_some_and(|l| l.revents != 0) {
-            self.accept(now);
-        }
-        self.clients.send_and_expire(now, "control");
-    }
-
-    fn accept(&mut self, now: Instant) {
-        loop {
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    log::debug!("control socket accept: {e}");
-                    return;
-                }
-            };
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            if self.clients.is_full() {
-                let _ = send_nosignal(
-                    stream.as_raw_fd(),
-                    protocol::error("busy: too many control clients at once; try again").as_bytes(),
-                );
-                continue;
-            }
-            let peer = peer_credentials(stream.as_raw_fd())
-                .ok()
-                .map(|(uid, pid)| Peer { uid, pid });
-            self.clients.add(stream, peer, now);
-        }
     }
 }
 

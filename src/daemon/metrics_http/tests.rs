@@ -1,6 +1,7 @@
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::*;
 use crate::xl::os::poll;
