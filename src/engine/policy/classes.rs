@@ -194,6 +194,14 @@ pub(super) fn cap_kept(cap: u32, response_ms: f64, aim_ms: f64) -> u32 {
     cap - (cap - need.min(cap)) / 2
 }
 
+/// The cap at which a domain answering `response_ms` at `cap` would answer
+/// in `aim_ms`, by the same 1/√cap estimate as [`cap_kept`].
+fn cap_needed(cap: u32, response_ms: f64, aim_ms: f64) -> u32 {
+    let need = (f64::from(cap) * (response_ms.max(0.0) / aim_ms).sqrt()).ceil();
+    // `as` saturates and maps NaN to 0.
+    need as u32
+}
+
 /// Cap points a domain answering `ratio` × its aim asks for: proportional to
 /// the error (the cap times how far the response is above the aim), more
 /// the longer the miss lasts, within [deadband, max_step].
@@ -215,8 +223,22 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
         let idle = usage_pct <= policy.idle_pct;
         let saturated = usage_pct >= policy.saturation_pct;
         let response = slot.usage.report.response_ms;
+        match response {
+            Some(r) if !idle && slot.usage.has_cpu_sample => {
+                slot.spread.record(slot.usage.sched.cap, r)
+            }
+            _ if idle => slot.spread.clear(),
+            _ => {}
+        }
+        // Seconds at this cap may well land above the SLA although their
+        // mean is within the aim: not a cap to give back from or to stay at.
+        let at_risk = !idle
+            && slot
+                .policy
+                .sla_ms
+                .is_some_and(|sla| slot.spread.at_risk(sla));
         let clearly_within = match (slot.policy.sla_ms, response) {
-            (Some(sla), Some(r)) => r <= aim_ms(policy, sla) * GIVE_BACK_BELOW,
+            (Some(sla), Some(r)) => r <= aim_ms(policy, sla) * GIVE_BACK_BELOW && !at_risk,
             _ => false,
         };
         // Counts this tick: a non-zero count means clearly within now.
@@ -241,17 +263,33 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             (Some(sla), Some(r)) => r > aim_ms(policy, sla) && !idle && slot.usage.has_cpu_sample,
             _ => false,
         };
-        if above_aim {
-            // This cap was not enough for the aim: giving back to it would
-            // bring the same response back.
-            let cap = slot.usage.sched.cap;
+        // Above the aim right after a raise, and falling, is the backlog of
+        // the lower cap draining: it says that cap was not enough, not this
+        // one (a miss counts against this one at once).
+        let falling = matches!((slot.last_response_ms, response), (Some(p), Some(r)) if r < p);
+        let just_raised = slot.cap_trend.raised_since(tick.saturating_sub(2)) && falling;
+        if above_aim || at_risk {
+            // This cap was not enough for the aim (or not for every second):
+            // giving back to it would bring the same response back.
+            let cap = if just_raised && !missing && !at_risk {
+                slot.spread.previous_cap()
+            } else {
+                slot.usage.sched.cap
+            };
             let deadband = policy.deadband_cap.max(1);
             let margin = if missing {
                 (cap / 10).max(deadband)
             } else {
                 deadband
             };
-            slot.give_back_floor = slot.give_back_floor.max(cap.saturating_add(margin));
+            let mut floor = cap.saturating_add(margin);
+            if let (true, false, Some(sla), Some(r)) =
+                (missing, just_raised, slot.policy.sla_ms, response)
+            {
+                // A miss at a cap held for a while says how far off it is.
+                floor = floor.max(cap_needed(cap, r, aim_ms(policy, sla)));
+            }
+            slot.give_back_floor = slot.give_back_floor.max(floor);
         } else if idle {
             // The load fell: what it needed before says nothing now. (A
             // low response right after a raise does not say so: it is the
@@ -280,11 +318,12 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             }
             // Near is the softer signal: two ticks in a row above the aim,
             // so one noisy second does not move a steady load.
+            // Or seconds at this cap landing above the SLA now and then
+            // while the domain uses all of it: a deadband more.
             Some(r)
                 if slot.policy.sla_ms.is_some()
-                    && r > aim
-                    && previous.is_some_and(|p| p > aim)
-                    && !idle =>
+                    && ((r > aim && previous.is_some_and(|p| p > aim) && !idle)
+                        || (at_risk && saturated)) =>
             {
                 let want = step_for_error(policy, cap, r / aim, 1);
                 (Class::Near, want, want)
@@ -358,7 +397,7 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
             // An idle one gives in the spare tier, keeping what it uses.
             (None, _) if !idle => floors[Donor::BEST_EFFORT] = Some(guaranteed),
             (None, _) => {}
-            (Some(sla), Some(r)) if r <= aim_ms(policy, sla) => {
+            (Some(sla), Some(r)) if r <= aim_ms(policy, sla) && !slot.spread.at_risk(sla) => {
                 let kept = cap_kept(cap, r, aim_ms(policy, sla)).max(guaranteed);
                 if r <= aim_ms(policy, sla) / 2.0 && !idle {
                     floors[Donor::SPARE] = Some(kept);

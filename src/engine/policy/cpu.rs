@@ -32,7 +32,7 @@ pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bo
         let mut free = pool.saturating_sub(total(slots));
         let claims = super::classes::claims(policy, slots, tick);
         let donors = super::classes::donors(policy, slots);
-        serve(policy, slots, &claims, &donors, &mut free);
+        serve(policy, slots, &claims, &donors, &mut free, tick);
         if !claims.iter().any(|c| c.class == Class::Missing) {
             give_back(policy, slots, tick);
         }
@@ -137,7 +137,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         }
         let name = slot.usage.name.clone();
         // The largest debts first, leaving what is still owed level.
-        let gets = level_drain(give, &owed);
+        let gets = level_drain(give, &owed, tick as usize);
         let mut to_names = Vec::new();
         for (i, got) in gets.into_iter().enumerate() {
             if got > 0 {
@@ -249,6 +249,7 @@ fn serve(
     claims: &[Claim],
     donors: &[Donor],
     free: &mut u64,
+    tick: u64,
 ) {
     let deadband = policy.deadband_cap.max(1);
     let anyone_missing = claims.iter().any(|c| c.class == Class::Missing);
@@ -292,7 +293,7 @@ fn serve(
                 // Take nothing rather than less than a change is worth.
                 if got + available.min(need) >= deadband {
                     let steps = (policy.max_step_cap.max(1), deadband);
-                    got += preempt(steps, slots, donors, claim, need, &mut from);
+                    got += preempt(steps, slots, donors, claim, need, &mut from, tick);
                 }
             }
             if got < deadband {
@@ -326,6 +327,7 @@ fn preempt(
     claim: &Claim,
     need: u32,
     from: &mut Vec<String>,
+    tick: u64,
 ) -> u32 {
     let mut taken = 0;
     let by = slots[claim.slot].usage.name.clone();
@@ -356,7 +358,11 @@ fn preempt(
         } else {
             need - taken
         };
-        let takes = level_drain(u64::from(limit), &rooms);
+        let caps: Vec<u64> = donors
+            .iter()
+            .map(|d| u64::from(slots[d.slot].cap.to))
+            .collect();
+        let takes = level_caps(u64::from(limit), &caps, &rooms, tick as usize);
         for (donor, take) in donors.iter().zip(takes) {
             if take == 0 {
                 continue;
@@ -443,8 +449,11 @@ fn evict_best_effort(slots: &mut [Slot], claims: &[Claim]) {
 }
 
 /// Takes `amount` from donors with `rooms`, highest room first, leaving
-/// their rooms as level as possible. O(n log n).
-pub(super) fn level_drain(amount: u64, rooms: &[u64]) -> Vec<u64> {
+/// their rooms as level as possible. Among equal rooms the remainder falls
+/// first on the donor at index `first` and those after it (in turn, so a
+/// tick-by-tick caller spreads it evenly instead of always on the same
+/// domain). O(n log n).
+pub(super) fn level_drain(amount: u64, rooms: &[u64], first: usize) -> Vec<u64> {
     let mut takes = vec![0u64; rooms.len()];
     let total: u64 = rooms.iter().sum();
     let mut left = amount.min(total);
@@ -452,7 +461,9 @@ pub(super) fn level_drain(amount: u64, rooms: &[u64]) -> Vec<u64> {
         return takes;
     }
     let mut order: Vec<usize> = (0..rooms.len()).filter(|&i| rooms[i] > 0).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(rooms[i]));
+    let n = rooms.len();
+    let first = first % n;
+    order.sort_by_key(|&i| (std::cmp::Reverse(rooms[i]), (i + n - first) % n));
     // Find the level L such that Σ max(0, room − L) ≥ left, lowest first.
     let mut k = 0; // donors above the level being considered
     let mut level = rooms[order[0]];
@@ -477,6 +488,50 @@ pub(super) fn level_drain(amount: u64, rooms: &[u64]) -> Vec<u64> {
             for &i in &order[..k] {
                 takes[i] = rooms[i] - level;
             }
+        }
+    }
+    takes
+}
+
+/// Takes `amount` from donors with `caps`, at most `rooms[i]` from each,
+/// highest cap first, leaving the caps as level as possible: donors alike
+/// stay alike whatever their rooms (what an idle one keeps depends on its
+/// use of the moment). The remainder falls in turn from index `first`, as
+/// in [`level_drain`]. O(n log max cap).
+pub(super) fn level_caps(amount: u64, caps: &[u64], rooms: &[u64], first: usize) -> Vec<u64> {
+    let takes_at = |level: u64| -> Vec<u64> {
+        caps.iter()
+            .zip(rooms)
+            .map(|(&cap, &room)| room.min(cap.saturating_sub(level)))
+            .collect()
+    };
+    let total: u64 = rooms.iter().sum();
+    if amount >= total {
+        return rooms.to_vec();
+    }
+    // The lowest level down to which taking gives at most `amount`.
+    let (mut low, mut high) = (0, caps.iter().copied().max().unwrap_or(0));
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if takes_at(mid).iter().sum::<u64>() <= amount {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    let mut takes = takes_at(low);
+    let mut left = amount - takes.iter().sum::<u64>();
+    // One more from each donor at the level that has room left: there are
+    // more of them than `left`, as the level below would take too much.
+    let n = caps.len();
+    for k in 0..n {
+        if left == 0 {
+            break;
+        }
+        let i = (first + k) % n;
+        if caps[i] - takes[i] == low && takes[i] < rooms[i] && low > 0 {
+            takes[i] += 1;
+            left -= 1;
         }
     }
     takes

@@ -17,7 +17,12 @@
 //! 2. *near*: an SLA domain within its SLA but above the aim
 //!    (`sla_target`, 85% of the SLA by default) for two ticks in a row
 //!    while it uses its CPU (not held back by the cooldown: a give-back
-//!    that proved too much is undone at once);
+//!    that proved too much is undone at once); or a saturated one whose
+//!    seconds at its present cap spread so wide that one may land above
+//!    the SLA although their mean is within the aim (the mean of the last
+//!    responses at this cap plus two standard deviations, from four on):
+//!    an SLA is judged second by second, so such a domain gets a deadband
+//!    more and gives nothing back at that cap;
 //! 3. *approaching*: a saturated SLA domain at or below its aim but above
 //!    the line below which it would give back (85% of the aim): a rising
 //!    load, seen before it misses;
@@ -67,7 +72,11 @@
 //! holds above its guarantee is headroom anyone may take), down to the cap
 //! it is estimated to keep its aim with, and never below a cap that proved
 //! not enough since it was last idle: a tenth above one at which it missed
-//! its SLA, a deadband above one at which it was near it. Within sight of
+//! its SLA (or, for a miss at a cap held for a while, the cap the 1/√cap
+//! estimate says it needed), a deadband above one at which it was near it
+//! or its seconds spread above the SLA. A response above the aim right
+//! after a raise, and falling, is the backlog of the lower cap draining: it
+//! counts against that cap, not the new one. Within sight of
 //! the aim (a response above half of it) it gives back a deadband at a
 //! time, and after any change it waits a cooldown to see its effect. Bad
 //! news counts at once, good news must last.
@@ -105,6 +114,7 @@ mod baseline;
 mod classes;
 mod cpu;
 mod memory;
+mod spread;
 mod trend;
 mod validate;
 
@@ -118,6 +128,7 @@ use super::sla::{DomainPolicy, HostPolicy, Level, PolicyConfig};
 use crate::engine::limits::WEIGHT_RANGE;
 use balloon::{BalloonWatch, FlagChange};
 use memory::UseTrend;
+use spread::Spread;
 use trend::Trend;
 
 /// Which control law decides: rex's own, or a baseline kept only to
@@ -201,6 +212,7 @@ struct Remembered {
     mem: Trend,
     missed_ticks: u32,
     last_response_ms: Option<f64>,
+    spread: Spread,
     within_ticks: u32,
     lent: u32,
     give_back_floor: u32,
@@ -245,6 +257,8 @@ pub(super) struct Slot<'a> {
     pub missed_ticks: u32,
     /// The response its guest reported at the last tick.
     pub last_response_ms: Option<f64>,
+    /// Its recent responses at its present cap (how far a second may land).
+    pub spread: Spread,
     /// Ticks in a row its response has been clearly within its aim (what
     /// giving back waits for: bad news counts at once, good news must last).
     pub within_ticks: u32,
@@ -437,6 +451,7 @@ impl Policy {
                     mem: Trend::default(),
                     missed_ticks: 0,
                     last_response_ms: None,
+                    spread: Spread::default(),
                     within_ticks: 0,
                     lent: 0,
                     give_back_floor: 0,
@@ -470,6 +485,7 @@ impl Policy {
                 mem_trend: remembered.mem,
                 missed_ticks: remembered.missed_ticks,
                 last_response_ms: remembered.last_response_ms,
+                spread: remembered.spread,
                 within_ticks: remembered.within_ticks,
                 lent: remembered.lent,
                 give_back_floor: remembered.give_back_floor,
@@ -519,6 +535,7 @@ impl Policy {
                 mem: slot.mem_trend,
                 missed_ticks: slot.missed_ticks,
                 last_response_ms: slot.last_response_ms,
+                spread: slot.spread,
                 within_ticks: slot.within_ticks,
                 lent: slot.lent,
                 give_back_floor: slot.give_back_floor,
