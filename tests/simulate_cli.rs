@@ -124,7 +124,20 @@ fn config_errors_name_file_and_line_and_exit_non_zero() {
          domains = [ \"name=a,cap_min=60\", \"name=b,cap_min=60\" ]\n",
     );
     assert!(
-        err.contains("cannot be applied") || err.contains("capacity"),
+        err.contains("floors.cfg:3: the cap floors (cap_min) add up to 120%"),
+        "{err}"
+    );
+
+    // What the host cannot give is named at the line of the key at fault,
+    // each problem at its own.
+    let err = scenario_error(
+        "held",
+        "guest_pcpus = 1\ndom0_cpu = 80\nreserve_cpu = 40\nvms = [ \"name=a\" ]\n\n\
+         domains = [ \"name=a,cap_min=10\" ]\n",
+    );
+    assert!(
+        err.contains("held.cfg:2: dom0_cpu 80% + reserve_cpu 40% exceed")
+            && err.contains("held.cfg:6: the cap floors"),
         "{err}"
     );
 }

@@ -9,9 +9,11 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
+use rex::config::policy::locate_misfits;
 use rex::config::scenario::Scenario;
 use rex::display::Display;
-use rex::simulate::{self, Law, RunResult};
+use rex::host::driver::DriverError;
+use rex::simulate::{self, Law, RunResult, SimulateError};
 use rex::stats::{summarize, Summary};
 
 #[derive(Debug, clap::Args)]
@@ -78,13 +80,24 @@ pub fn main(args: Args) -> ExitCode {
             }
         }
     }
-    for scenario in &mut scenarios {
+    // The built-in ones come first and have no file.
+    let files = scenarios.len() - args.scenarios.len();
+    for (i, scenario) in scenarios.iter_mut().enumerate() {
         if let Some(n) = args.repetitions {
             scenario.repetitions = n;
         }
-        if let Err(e) = simulate::preflight(scenario) {
-            rex::eprintln_safe!("rex simulate: {}", rex::error_chain(&e));
-            return ExitCode::FAILURE;
+        match simulate::preflight(scenario) {
+            Ok(()) => {}
+            Err(SimulateError::Start(DriverError::Policy(e))) if i >= files => {
+                let path = &args.scenarios[i - files];
+                let e = locate_misfits(path, &scenario.policy, &e);
+                rex::eprintln_safe!("rex simulate: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                rex::eprintln_safe!("rex simulate: {}", rex::error_chain(&e));
+                return ExitCode::FAILURE;
+            }
         }
     }
     let laws: Vec<Law> = match args.policy {

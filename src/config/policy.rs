@@ -25,7 +25,9 @@ use super::spec::Spec;
 use super::ConfigError;
 use crate::engine::limits::{CAP_LIMIT, WEIGHT_RANGE};
 use crate::engine::policy::{domain_problems, host_problems};
-use crate::engine::{DecompTable, DomainPolicy, HostPolicy, KiB, Level, PolicyConfig};
+use crate::engine::{
+    Culprit, DecompTable, DomainPolicy, HostPolicy, KiB, Level, PolicyConfig, PolicyError,
+};
 use crate::xl::cfg::XluConfig;
 
 /// Top-level keys of a policy file.
@@ -69,6 +71,38 @@ pub fn load_policy(path: &Path) -> Result<PolicyConfig, ConfigError> {
     let mut cfg = XluConfig::read_file(path)?;
     check_keys(&cfg, POLICY_KEYS)?;
     parse_policy(&mut cfg)
+}
+
+/// A policy that does not fit the host, as a configuration error naming
+/// the file and line of what each problem is about (a host-wide key's line,
+/// a domain's item, the `domains` key for sums over the domains), reread
+/// from `path` (which `config` was read from). Where the file can no longer
+/// be read, the problems are named at the file alone.
+pub fn locate_misfits(path: &Path, config: &PolicyConfig, error: &PolicyError) -> ConfigError {
+    let cfg = XluConfig::read_file(path).ok();
+    let file = path.display().to_string();
+    let locate = |about: &Culprit| -> String {
+        let Some(cfg) = &cfg else {
+            return file.clone();
+        };
+        match about {
+            Culprit::Key(key) => cfg.location(key),
+            Culprit::Domain(name) => match config.domains.iter().position(|d| &d.name == name) {
+                Some(i) => cfg.list_item_location("domains", i),
+                None => cfg.location("domains"),
+            },
+            Culprit::Domains => cfg.location("domains"),
+        }
+    };
+    let mut misfits = error.misfits.iter();
+    let Some(first) = misfits.next() else {
+        return ConfigError::new(file, "the policy cannot be applied on this host");
+    };
+    let mut message = first.message.clone();
+    for misfit in misfits {
+        message.push_str(&format!("; {}: {}", locate(&misfit.about), misfit.message));
+    }
+    ConfigError::new(locate(&first.about), message)
 }
 
 /// Parses a policy from already-parsed xl cfg text (also used by scenarios,

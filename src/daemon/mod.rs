@@ -24,7 +24,7 @@ pub use crate::host::EventSource;
 pub use args::DaemonArgs;
 pub use waiter::{SignalRequest, Waiter, Wake};
 
-use crate::config::policy::load_policy;
+use crate::config::policy::{load_policy, locate_misfits};
 use crate::config::ConfigError;
 use crate::display::Display;
 use crate::engine::{DomId, Engine, PolicyConfig};
@@ -110,7 +110,17 @@ pub fn run<H: Host + EventSource>(
     out: Box<dyn Write>,
 ) -> Result<Stopped, DaemonError> {
     let mut display = Display::new(out, args.json, args.verbose);
-    let mut driver = Driver::new(host, Engine::new(config), args.dry_run)?;
+    let mut driver = match Driver::new(host, Engine::new(config.clone()), args.dry_run) {
+        Ok(driver) => driver,
+        Err(DriverError::Policy(e)) => {
+            return Err(DaemonError::Config(locate_misfits(
+                &args.policy,
+                &config,
+                &e,
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut waiter = Waiter::new()?;
     let stopped = run_loop(&mut driver, &mut display, &mut waiter, args);
     for (domid, error) in driver.withdraw_flags() {
@@ -384,7 +394,7 @@ fn reload<H: Host + EventSource>(
         let info = driver.host_mut().host_info()?;
         Engine::new(config.clone())
             .validate(&info)
-            .map_err(DaemonError::Policy)?;
+            .map_err(|e| DaemonError::Config(locate_misfits(&args.policy, &config, &e)))?;
         Ok(config)
     });
     match result {

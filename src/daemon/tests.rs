@@ -514,3 +514,45 @@ fn a_metrics_address_in_use_is_refused_before_the_first_tick() {
     );
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn a_policy_the_host_cannot_hold_is_refused_at_its_line_at_start_and_on_reload() {
+    let _lock = signal_lock();
+    // Floors of 150% + 150% on a host whose guests have 2 pCPUs (200%).
+    let too_big = "interval = 20\ndomains = [ \"name=vm1,cap_min=150,cap_max=160\",\n\
+                   \"name=vm2,cap_min=150,cap_max=160\" ]\n";
+    let path = policy_file("misfit", too_big);
+    let args = args(path.clone(), None);
+    let config = load(&args).unwrap();
+    let host = ScriptedHost(Script::default());
+    let Err(DaemonError::Config(e)) = run(host, config, &args, Box::new(Shared::default())) else {
+        panic!("started with floors above the pool");
+    };
+    assert_eq!(e.location, format!("{}:2", path.display()), "{e}");
+    assert!(
+        e.message.contains("cap floors (cap_min) add up to 300%"),
+        "{e}"
+    );
+
+    // The same file arriving by SIGHUP: refused at the same line, the old
+    // policy kept.
+    std::fs::write(&path, POLICY).unwrap();
+    let config = load(&args).unwrap();
+    std::fs::write(&path, too_big).unwrap();
+    let host = ScriptedHost(Script {
+        raise_on_list: vec![(2, libc::SIGHUP), (3, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let out = Shared::default();
+    run(host, config, &args, Box::new(out.clone())).unwrap();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let failed = text
+        .lines()
+        .find(|l| l.contains("\"reload_failed\""))
+        .unwrap_or_else(|| panic!("no reload_failed: {text}"));
+    assert!(
+        failed.contains(&format!("{}:2: the cap floors", path.display())),
+        "{failed}"
+    );
+    let _ = std::fs::remove_file(path);
+}

@@ -15,7 +15,7 @@ mod testutil;
 
 pub use model::*;
 pub use monitor::{Monitor, Usage};
-pub use policy::{Law, Policy, PolicyError};
+pub use policy::{Culprit, Law, Misfit, Policy, PolicyError};
 pub use sla::{DecompTable, DomainPolicy, HostPolicy, Level, PolicyConfig};
 
 /// What one engine step saw and decided.

@@ -198,10 +198,44 @@ impl ControlLaw for RexLaw {
     }
 }
 
-/// A policy that cannot be applied on this host.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyError(pub String);
+/// A policy that cannot be applied on this host: every problem found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyError {
+    pub misfits: Vec<Misfit>,
+}
+
+/// One reason a policy cannot be applied, and what in the policy it is
+/// about (so a policy file can name the line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Misfit {
+    pub about: Culprit,
+    pub message: String,
+}
+
+/// The part of a policy a [`Misfit`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Culprit {
+    /// A host-wide key (`dom0_cpu`, `slush`, …).
+    Key(String),
+    /// One domain's entry.
+    Domain(String),
+    /// The domains together (their sum exceeds the host).
+    Domains,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, misfit) in self.misfits.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&misfit.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyError {}
 
 /// What the policy remembers of a managed domain between ticks.
 #[derive(Debug, Clone)]

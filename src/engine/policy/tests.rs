@@ -517,24 +517,31 @@ fn validate_names_the_domain_and_the_problem() {
     bad.cap_max = 40;
     let err = Policy::validate(&config(vec![bad]), &h).unwrap_err();
     assert!(
-        err.0.contains("`vm2'") && err.0.contains("cap_min 50"),
+        err.to_string().contains("`vm2'") && err.to_string().contains("cap_min 50"),
         "{err}"
     );
+    assert_eq!(err.misfits[0].about, Culprit::Domain("vm2".into()));
 
     let err = Policy::validate(&config(vec![managed("a", 20), managed("a", 20)]), &h).unwrap_err();
-    assert!(err.0.contains("`a' is listed twice"), "{err}");
+    assert!(err.to_string().contains("`a' is listed twice"), "{err}");
 
     let mut bad = managed("vm3", 20);
     bad.mem_min_kb = 2 * bad.mem_max_kb;
     let err = Policy::validate(&config(vec![bad]), &h).unwrap_err();
     assert!(
-        err.0.contains("`vm3'") && err.0.contains("mem_min"),
+        err.to_string().contains("`vm3'") && err.to_string().contains("mem_min"),
         "{err}"
     );
 
     let levels = vec![managed("a", 60), managed("b", 50)];
     let err = Policy::validate(&config(levels), &h).unwrap_err();
-    assert!(err.0.contains("110%") && err.0.contains("a 60%"), "{err}");
+    assert!(
+        err.to_string().contains("110%") && err.to_string().contains("a 60%"),
+        "{err}"
+    );
+    // A sum over the domains is about the domains together.
+    assert_eq!(err.misfits.len(), 1);
+    assert_eq!(err.misfits[0].about, Culprit::Domains);
 
     assert_eq!(
         Policy::validate(&config(vec![managed("a", 50), managed("b", 50)]), &h),

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::PolicyError;
+use super::{Culprit, Misfit, PolicyError};
 use crate::engine::limits::{cpu_capacity_pct, cpu_pool_pct, WEIGHT_RANGE};
 use crate::engine::model::{HostInfo, KiB};
 use crate::engine::sla::{DomainPolicy, HostPolicy, PolicyConfig};
@@ -12,22 +12,32 @@ use crate::engine::Usage;
 const NAMED_IN_SUMS: usize = 5;
 
 pub fn validate(config: &PolicyConfig, host: &HostInfo) -> Result<(), PolicyError> {
-    let mut problems = Vec::new();
-    problems.extend(host_problems(&config.host));
+    let mut misfits = Vec::new();
+    let mut add = |about: Culprit, message: String| misfits.push(Misfit { about, message });
+    for problem in host_problems(&config.host) {
+        // Each starts with the knob's name.
+        let knob = problem.split(' ').next().unwrap_or_default().to_string();
+        add(Culprit::Key(knob), problem);
+    }
     let mut names = HashSet::new();
     for domain in &config.domains {
         if domain.name.is_empty() {
-            problems.push("a domain has an empty name".to_string());
+            add(Culprit::Domains, "a domain has an empty name".to_string());
         } else if !names.insert(domain.name.as_str()) {
-            problems.push(format!("domain `{}' is listed twice", domain.name));
+            add(
+                Culprit::Domain(domain.name.clone()),
+                format!("domain `{}' is listed twice", domain.name),
+            );
         }
-        problems.extend(domain_problems(domain));
+        for problem in domain_problems(domain) {
+            add(Culprit::Domain(domain.name.clone()), problem);
+        }
     }
-    check_capacity(config, host, &mut problems);
-    if problems.is_empty() {
+    check_capacity(config, host, &mut add);
+    if misfits.is_empty() {
         Ok(())
     } else {
-        Err(PolicyError(problems.join("; ")))
+        Err(PolicyError { misfits })
     }
 }
 
@@ -144,15 +154,18 @@ pub fn domain_problems(d: &DomainPolicy) -> Vec<String> {
 
 /// The floors and the levels must fit the host: CPU in the pool left after
 /// dom0 and the reserve, memory in the host's memory less the slush.
-fn check_capacity(config: &PolicyConfig, host: &HostInfo, problems: &mut Vec<String>) {
+fn check_capacity(config: &PolicyConfig, host: &HostInfo, add: &mut impl FnMut(Culprit, String)) {
     let h = &config.host;
     let capacity = cpu_capacity_pct(host.guest_pcpus);
     let held = u64::from(h.dom0_cpu_pct) + u64::from(h.reserve_cpu_pct);
     if held > capacity {
-        problems.push(format!(
-            "dom0_cpu {}% + reserve_cpu {}% exceed the guests' {} pCPU(s) ({capacity}%)",
-            h.dom0_cpu_pct, h.reserve_cpu_pct, host.guest_pcpus
-        ));
+        add(
+            Culprit::Key("dom0_cpu".into()),
+            format!(
+                "dom0_cpu {}% + reserve_cpu {}% exceed the guests' {} pCPU(s) ({capacity}%)",
+                h.dom0_cpu_pct, h.reserve_cpu_pct, host.guest_pcpus
+            ),
+        );
     }
     let pool = cpu_pool_pct(host.guest_pcpus, h.dom0_cpu_pct, h.reserve_cpu_pct, 0);
     let pool_text = format!(
@@ -170,15 +183,21 @@ fn check_capacity(config: &PolicyConfig, host: &HostInfo, problems: &mut Vec<Str
         |v| format!("{v}%"),
     );
     if floors.0 > pool {
-        problems.push(format!(
-            "the cap floors (cap_min) add up to {}% and exceed {pool_text}: {}",
-            floors.0, floors.1
-        ));
+        add(
+            Culprit::Domains,
+            format!(
+                "the cap floors (cap_min) add up to {}% and exceed {pool_text}: {}",
+                floors.0, floors.1
+            ),
+        );
     } else if levels.0 > pool {
-        problems.push(format!(
-            "the guaranteed caps (SLA levels) add up to {}% and exceed {pool_text}: {}",
-            levels.0, levels.1
-        ));
+        add(
+            Culprit::Domains,
+            format!(
+                "the guaranteed caps (SLA levels) add up to {}% and exceed {pool_text}: {}",
+                levels.0, levels.1
+            ),
+        );
     }
     let memory = host.total_mem_kb.saturating_sub(h.slush_kb);
     let mem_floors = sum_named(&config.domains, |d| d.mem_min_kb, mib);
@@ -189,17 +208,23 @@ fn check_capacity(config: &PolicyConfig, host: &HostInfo, problems: &mut Vec<Str
         mib(h.slush_kb)
     );
     if mem_floors.0 > memory {
-        problems.push(format!(
-            "the memory floors (mem_min) add up to {} and exceed {mem_text}: {}",
-            mib(mem_floors.0),
-            mem_floors.1
-        ));
+        add(
+            Culprit::Domains,
+            format!(
+                "the memory floors (mem_min) add up to {} and exceed {mem_text}: {}",
+                mib(mem_floors.0),
+                mem_floors.1
+            ),
+        );
     } else if mem_levels.0 > memory {
-        problems.push(format!(
-            "the guaranteed memory (SLA levels) adds up to {} and exceeds {mem_text}: {}",
-            mib(mem_levels.0),
-            mem_levels.1
-        ));
+        add(
+            Culprit::Domains,
+            format!(
+                "the guaranteed memory (SLA levels) adds up to {} and exceeds {mem_text}: {}",
+                mib(mem_levels.0),
+                mem_levels.1
+            ),
+        );
     }
 }
 
