@@ -463,3 +463,27 @@ fn a_hung_donor_is_found_uncooperative_and_another_gives_instead() {
     assert!(hog_max > 96.0, "the hog was never grown");
     assert_eq!(rex.vm("hog").unwrap().oom_kills, 0);
 }
+
+/// On real Xen a domain's own maximum is its target + 1 MiB, moved by
+/// every target change; the admin's maxmem is only in xenstore's
+/// memory/static-max. A ceiling taken from Xen's maximum stops every growth
+/// at +1 MiB (rex on real Xen before it read static-max). The simulator
+/// keeps Xen's maximum that way, so this holds only while rex's ceiling is
+/// static-max.
+#[test]
+fn a_guest_short_of_memory_grows_past_xens_maximum_up_to_its_maxmem() {
+    let mut s = scenario_of(
+        r#"[ "name=db,cap=20,cap_min=10,cap_max=60,mem_min=64M,mem_max=192M,memory=64M" ]"#,
+        r#"[ "name=db,cap=20,memory=64M,maxmem=192M,clients=3,think_ms=1000,demand_ms=9.5,working_set=120M" ]"#,
+        "max_step_memory = \"16M\"\ncooldown = 0\n",
+    );
+    s.duration_ms = 40_000;
+    let rex = run(&s, Law::Rex, None).unwrap();
+    let most = series(&rex, "db")
+        .iter()
+        .map(|p| p.mem_mib)
+        .fold(0.0, f64::max);
+    assert!(most > 64.0 + 1.0 + 32.0, "db grew to {most} MiB only");
+    assert!(most <= 192.0, "db grew past its maxmem: {most} MiB");
+    assert_eq!(rex.vm("db").unwrap().oom_kills, 0);
+}

@@ -35,7 +35,8 @@ impl Host for SimHost {
     }
 
     fn list_domains(&mut self) -> Result<Vec<DomainInfo>, HostError> {
-        Ok(self.domains.iter().map(Domain::info).collect())
+        let total = self.host_mem_kb;
+        Ok(self.domains.iter().map(|d| d.info(total)).collect())
     }
 
     fn host_info(&mut self) -> Result<HostInfo, HostError> {
@@ -82,6 +83,7 @@ impl Host for SimHost {
                 });
             }
             domain.balloon.target_kb = target_kb;
+            domain.xen_max_kb = target_kb + super::XEN_MAX_SLACK_KB;
             Ok(())
         });
         if result.is_err() {
@@ -102,7 +104,7 @@ impl Host for SimHost {
             return Ok(GuestReport::default());
         }
         let values = Self::published(domain, now_ns);
-        let max_kb = domain.balloon.max_kb;
+        let max_kb = domain.ceiling_kb(self.host_mem_kb);
         Ok(values.report(&mut domain.heartbeat, domid, max_kb, now_ns))
     }
 }

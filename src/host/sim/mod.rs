@@ -15,6 +15,12 @@
 //! 5. each VM serves its requests by processor sharing with the CPU it got;
 //!    that CPU is added to the domain's `cpu_time_ns`.
 //!
+//! Memory is Xen's model: a domain's own maximum (libxl dominfo
+//! `max_memkb`) is its target + 1 MiB, moved by every target change, and
+//! the admin's maxmem is only in its xenstore `memory/static-max`, from
+//! which the ceiling is reported with the libxl backend's rule; a guest's
+//! kernel sees `kernel_offset` less than its balloon.
+//!
 //! Arrivals are admitted at step boundaries, so response times are
 //! pessimistic by up to one step. Every random draw comes from the in-crate
 //! PRNG seeded from the config seed, the VM's name and its domid.
@@ -62,8 +68,15 @@ pub struct ResponseSample {
 pub struct SimMemory {
     pub current_kb: KiB,
     pub target_kb: KiB,
+    /// The balloon's ceiling (static-max, the domain's maxmem).
     pub max_kb: KiB,
+    /// Xen's own maximum: target + 1 MiB after every target change.
+    pub xen_max_kb: KiB,
 }
+
+/// What libxl adds to a target for Xen's per-domain maximum
+/// (`LIBXL_MAXMEM_CONSTANT`), kB.
+pub const XEN_MAX_SLACK_KB: KiB = 1024;
 
 /// How often the engine changed something, for tests and reports. Every
 /// call is counted, accepted or not; `rejected` counts the refused ones.
@@ -82,6 +95,13 @@ struct Domain {
     vcpus: u32,
     sched: SchedParams,
     balloon: Balloon,
+    /// Xen's per-domain maximum (libxl dominfo `max_memkb`): the target
+    /// plus 1 MiB, moved by every target change (libxl's enforced
+    /// set_memory_target), as on real Xen.
+    xen_max_kb: KiB,
+    /// xenstore `memory/static-max` as the toolstack wrote it (the
+    /// balloon's ceiling, `maxmem`); tests may remove or garble it.
+    static_max: Option<Vec<u8>>,
     working_set_kb: KiB,
     /// What the kernel keeps out of MemTotal.
     kernel_offset_kb: KiB,
@@ -131,7 +151,13 @@ impl Domain {
         self.out_of_memory = out;
     }
 
-    fn info(&self) -> DomainInfo {
+    /// The ceiling rex's backends report: static-max, else Xen's maximum
+    /// (the libxl backend's own rule, shared).
+    fn ceiling_kb(&self, host_total_kb: KiB) -> KiB {
+        guest::memory_ceiling_kb(self.static_max.as_deref(), self.xen_max_kb, host_total_kb)
+    }
+
+    fn info(&self, host_total_kb: KiB) -> DomainInfo {
         DomainInfo {
             domid: self.domid,
             name: self.name.to_string(),
@@ -140,7 +166,7 @@ impl Domain {
             cpu_time_ns: self.cpu_time_ns as u64,
             mem_current_kb: self.balloon.current_kb,
             mem_target_kb: self.balloon.target_kb,
-            mem_max_kb: self.balloon.max_kb,
+            mem_max_kb: self.ceiling_kb(host_total_kb),
             state: self.state,
         }
     }
@@ -186,6 +212,8 @@ impl SimHost {
                 cap: 0,
             },
             balloon: Balloon::new(config.dom0_mem_kb, config.dom0_mem_kb, 0),
+            xen_max_kb: config.dom0_mem_kb + XEN_MAX_SLACK_KB,
+            static_max: Some(config.dom0_mem_kb.to_string().into_bytes()),
             working_set_kb: 0,
             kernel_offset_kb: 0,
             oom_kills: 0,
@@ -254,6 +282,8 @@ impl SimHost {
                 cap: vm.cap,
             },
             balloon: Balloon::new(vm.mem_kb, vm.mem_max_kb, vm.balloon_rate_kb_s),
+            xen_max_kb: vm.mem_kb + XEN_MAX_SLACK_KB,
+            static_max: Some(vm.mem_max_kb.to_string().into_bytes()),
             working_set_kb: vm.working_set_kb,
             kernel_offset_kb: vm.kernel_offset_kb,
             oom_kills: 0,
@@ -384,12 +414,21 @@ impl SimHost {
             current_kb: d.balloon.current_kb,
             target_kb: d.balloon.target_kb,
             max_kb: d.balloon.max_kb,
+            xen_max_kb: d.xen_max_kb,
         })
     }
 
     /// A domain as [`Host::list_domains`] would report it.
     pub fn domain(&self, name: &str) -> Option<DomainInfo> {
-        self.by_name(name).map(Domain::info)
+        self.by_name(name).map(|d| d.info(self.host_mem_kb))
+    }
+
+    /// Replaces (or, with None, removes) a domain's xenstore
+    /// `memory/static-max`, as a broken toolstack or a test might.
+    pub fn set_static_max(&mut self, name: &str, value: Option<&[u8]>) -> Result<(), SimError> {
+        let domain = self.live_vm_mut(name)?;
+        domain.static_max = value.map(<[u8]>::to_vec);
+        Ok(())
     }
 
     /// Clients in a VM's loop and requests it is serving now.

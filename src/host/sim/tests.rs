@@ -323,6 +323,38 @@ fn set_memory_rejects_targets_above_the_maximum() {
 }
 
 #[test]
+fn xens_maximum_follows_the_target_and_the_ceiling_is_static_max() {
+    // As on real Xen: libxl sets Xen's per-domain maximum to target + 1 MiB
+    // at creation and at every target change; maxmem lives only in
+    // xenstore's memory/static-max, which is what rex's ceiling is.
+    let mut sim = host(1, 1, vec![vm("a", 3, 20)]);
+    let a = sim.domid("a").unwrap();
+    let mem = sim.mem("a").unwrap();
+    assert_eq!((mem.target_kb, mem.xen_max_kb), (65_536, 65_536 + 1024));
+    assert_eq!(sim.domain("a").unwrap().mem_max_kb, 131_072);
+    sim.set_memory_target(a, 98_304).unwrap();
+    assert_eq!(sim.mem("a").unwrap().xen_max_kb, 98_304 + 1024);
+    let listed = sim.list_domains().unwrap();
+    assert_eq!(
+        listed.iter().find(|d| d.domid == a).unwrap().mem_max_kb,
+        131_072
+    );
+
+    // Without a readable static-max (removed, garbage, more than the host)
+    // the ceiling is Xen's maximum, as the libxl backend makes it.
+    for value in [None, Some(&b"lots"[..]), Some(&b"99999999999"[..])] {
+        sim.set_static_max("a", value).unwrap();
+        assert_eq!(
+            sim.domain("a").unwrap().mem_max_kb,
+            98_304 + 1024,
+            "{value:?}"
+        );
+    }
+    sim.set_static_max("a", Some(b"131072")).unwrap();
+    assert_eq!(sim.domain("a").unwrap().mem_max_kb, 131_072);
+}
+
+#[test]
 fn guests_publish_their_memory_and_recent_response() {
     let mut sim = host(1, 1, vec![vm("a", 10, 20)]);
     let a = sim.domid("a").unwrap();
