@@ -182,6 +182,11 @@ build_dom0_image() {
     if [ -f "$REX_BUILD/librex.so" ]; then
         copy_with_libs "$REX_BUILD/librex.so" /usr/lib/librex.so "$img"
     fi
+    # The bare libxl call under one cap change, timed (examples/sched_floor.rs).
+    if [ -x "$REX_BUILD/examples/sched_floor" ]; then
+        copy_with_libs "$REX_BUILD/examples/sched_floor" /usr/local/bin/sched_floor "$img"
+        strip "$img/usr/local/bin/sched_floor" 2>/dev/null || true
+    fi
     {
         echo 'autoballoon="off"'
         if [ -f "$REX_BUILD/librex.so" ]; then

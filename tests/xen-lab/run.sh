@@ -2,13 +2,16 @@
 # The Xen lab: boot Debian 12's Xen 4.17 (or Debian 13's 4.20) under QEMU
 # (TCG), run rex's experiments inside it and report the figures. Run as root.
 #
-#   tests/xen-lab/run.sh [--short|--full] [--xen 4.17|4.20] [--timeout SECONDS]
-#                        [--allow-skip]
+#   tests/xen-lab/run.sh [--short|--full] [--xen 4.17|4.20] [--sched credit]
+#                        [--timeout SECONDS] [--allow-skip]
 #
 # --short (default, for CI): 40 s load phases, 12 timed reallocations each
 # way. --full: 60 s phases, 28 timed reallocations each way. --xen 4.20
 # boots Debian 13's hypervisor and kernel with a dom0 made from Debian 13's
 # packages, and rex built against 4.20 (both in tests/debian-chroot trixie).
+# --sched credit boots Xen with sched=credit (credit1, the paper's) instead
+# of 4.17's default credit2 and runs the experiments and the in-process
+# floor only (files named MODE-credit).
 # Logs and results go to target/xen-lab/ (4.20: target/xen-lab/4.20/). Exit
 # status 0 only when every check passed; a skipped check counts as failed
 # unless --allow-skip, which lists each as `skipped: lab check NAME: why`.
@@ -23,14 +26,16 @@ main() {
     TIMEOUT=
     XEN_RELEASE=4.17
     ALLOW_SKIP=
+    SCHED=
     while [ $# -gt 0 ]; do
         case $1 in
             --short) MODE=short ;;
             --full) MODE=full ;;
             --xen) XEN_RELEASE=$2; shift ;;
             --allow-skip) ALLOW_SKIP=1 ;;
+            --sched) SCHED=$2; shift ;;
             --timeout) TIMEOUT=$2; shift ;;
-            -h|--help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
+            -h|--help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
             *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
         esac
         shift
@@ -39,6 +44,11 @@ main() {
         4.17) OUT=$ROOT/target/xen-lab REX_BUILD=$ROOT/target/release ;;
         4.20) OUT=$ROOT/target/xen-lab/4.20 REX_BUILD=$ROOT/target/trixie/release ;;
         *) echo "run.sh: no lab for Xen $XEN_RELEASE (4.17, 4.20)" >&2; exit 2 ;;
+    esac
+    case $SCHED in
+        ''|credit2) SCHED= LABEL=$MODE ;;
+        credit) LABEL=$MODE-credit ;;
+        *) echo "run.sh: no lab for scheduler '$SCHED' (credit, credit2)" >&2; exit 2 ;;
     esac
     if [ -z "$TIMEOUT" ]; then
         if [ "$MODE" = full ]; then TIMEOUT=5400; else TIMEOUT=1080; fi
@@ -53,7 +63,7 @@ main() {
     report_runs() {
         local reporter=$ROOT/target/release/rex phase run ticks vm2 verdict detail
         for phase in $(tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-RUN \([a-z0-9_]*\) {.*$/\1/p' | sort -u); do
-            run=$OUT/run-$MODE-$phase
+            run=$OUT/run-$LABEL-$phase
             tr -d '\r' < "$console" | sed -n "s/^.*REXLAB-RUN $phase \\({.*}\\)\$/\\1/p" > "$run.jsonl"
             if [ ! -x "$reporter" ]; then
                 verdict=null detail="no host build of rex ($reporter) to run rex report with"
@@ -117,10 +127,11 @@ main() {
     # still boots, but the rex checks it cannot run count as failures.
     log "building rex for Xen $XEN_RELEASE (cargo build --release)"
     if [ "$XEN_RELEASE" = 4.17 ]; then
-        (cd "$ROOT" && timeout 1200 cargo build --release -q) || log "rex did not build"
-    else
-        timeout 1200 "$ROOT/tests/debian-chroot" trixie -- cargo build --release -q ||
+        (cd "$ROOT" && timeout 1200 cargo build --release -q --lib --bins --example sched_floor) ||
             log "rex did not build"
+    else
+        timeout 1200 "$ROOT/tests/debian-chroot" trixie -- cargo build --release -q --lib --bins \
+            --example sched_floor || log "rex did not build"
     fi
     # The guest agent, static: the guests have no C library.
     log "building the guest agent (rex-agent, static)"
@@ -140,8 +151,8 @@ main() {
 
     gunzip -c "$OUT/cache/root/boot/xen-$XEN_RELEASE-amd64.gz" > "$OUT/xen.elf"
     kver=$(kernel_version)
-    console=$OUT/console-$MODE.log
-    results=$OUT/results-$MODE.jsonl
+    console=$OUT/console-$LABEL.log
+    results=$OUT/results-$LABEL.jsonl
     log "booting Xen under QEMU (timeout ${TIMEOUT}s); console: $console"
     # -smap: the PV dom0 faults at once with SMAP. -avx,-avx2,-xsave: with
     # XSAVE, processes in guests sharing a pCPU saw corrupted registers under
@@ -152,7 +163,7 @@ main() {
         -accel tcg -cpu "$cpu" -m 2G -smp 2 \
         -nographic -no-reboot -nodefaults -serial stdio \
         -kernel "$OUT/xen.elf" \
-        -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 noreboot" \
+        -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 noreboot${SCHED:+ sched=$SCHED}" \
         -initrd "$OUT/cache/root/boot/vmlinuz-$kver console=hvc0 earlyprintk=xen rexlab.mode=$MODE,$OUT/dom0.cpio.gz" \
         </dev/null >"$console" 2>&1 &
     QEMU_PID=$!
@@ -168,14 +179,14 @@ main() {
     {
         echo "Xen lab, $MODE: $(date -u '+%Y-%m-%d %H:%M UTC'), $(qemu-system-x86_64 --version | head -n1),"
         echo "Xen $(sed -n 's/.*"xen":"\([^"]*\)".*/\1/p' "$results" | head -n1) ($(sed -n 's/.*"scheduler":"\([^"]*\)".*/\1/p' "$results" | head -n1)), dom0 and guests: Debian kernel $kver, xl: $(cat "$OUT/dom0-root/lab/xl-kind")."
-        echo "Command: \`tests/xen-lab/run.sh --$MODE$([ "$XEN_RELEASE" = 4.17 ] || echo " --xen $XEN_RELEASE")\`; wall clock ${elapsed} s."
+        echo "Command: \`tests/xen-lab/run.sh --$MODE$([ "$XEN_RELEASE" = 4.17 ] || echo " --xen $XEN_RELEASE")${SCHED:+ --sched $SCHED}\`; wall clock ${elapsed} s."
         tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-MD \(.*\)$/\1/p'
-    } > "$OUT/summary-$MODE.md"
+    } > "$OUT/summary-$LABEL.md"
     log "QEMU exited with status $qemu_status after ${elapsed}s in all"
     if [ "$qemu_status" -eq 124 ] || [ "$qemu_status" -eq 137 ]; then
         log "TIMEOUT: the experiment did not finish in ${TIMEOUT}s"
     fi
-    cat "$OUT/summary-$MODE.md"
+    cat "$OUT/summary-$LABEL.md"
     passed=$(grep -c '"check":.*"pass":true' "$results" || true)
     failed=$(grep -c '"check":.*"pass":false' "$results" || true)
     skipped=$(grep -c '"check":.*"pass":null' "$results" || true)

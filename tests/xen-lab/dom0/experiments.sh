@@ -199,6 +199,8 @@ lifecycle() {
         check faults_guest_garbage false "rex alive: $(running "$REX_PID" && echo yes || echo no); out of bounds: ${bad:-none}"
     fi
 
+    xenstored_stall
+
     stop_rex TERM
     status=$REX_STATUS
     emit_rex_log lifecycle /tmp/life.out
@@ -224,6 +226,31 @@ lifecycle() {
         check faults_sigkill false "rex run did not start"
     fi
     d1=$(domid_of vm1) && xenstore-rm "/local/domain/$d1/data/rex" 2> /dev/null
+}
+
+# xenstored_stall: xenstored stopped (SIGSTOP) for 8 s under the running
+# rex of lifecycle: every read rex makes blocks meanwhile. Once xenstored
+# answers again rex must tick on (its metrics file's tick count moves by 2
+# or more in the next 5 s) with every cap within bounds.
+xenstored_stall() {
+    local pid before after bad
+    pid=$(cat /run/xenstored.pid 2> /dev/null)
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2> /dev/null; then
+        check faults_xenstored_stall false "no xenstored pid in /run/xenstored.pid"
+        return
+    fi
+    kill -STOP "$pid"
+    sleep 8
+    before=$(sed -n 's/^xen_rex_ticks_total //p' /tmp/life.out.prom)
+    kill -CONT "$pid"
+    sleep 5
+    after=$(sed -n 's/^xen_rex_ticks_total //p' /tmp/life.out.prom)
+    bad=$(caps_within_bounds)
+    if running "$REX_PID" && [ $((${after:-0} - ${before:-0})) -ge 2 ] && [ -z "$bad" ]; then
+        check faults_xenstored_stall true "xenstored stopped 8 s under rex: ticks ${before} -> ${after} in the 5 s after it answered again; caps within bounds"
+    else
+        check faults_xenstored_stall false "after xenstored's 8 s stop: rex alive $(running "$REX_PID" && echo yes || echo no), ticks ${before:-?} -> ${after:-?}, out of bounds: ${bad:-none}"
+    fi
 }
 
 # Memory on real Xen (issue 9). vm1-vm3 run rex's guest agent, vm4 none.
@@ -523,4 +550,68 @@ control_check() {
         check control_lock false "second rex: status $second: $(head -c 200 /tmp/control.second); first: status $status; socket left: $(ls /run/rex 2>&1)"
     fi
     emit_rex_log control "$out"
+}
+
+# floor_phase: the in-process floor. sched_floor (examples/sched_floor.rs)
+# times the bare libxl call rex makes for one cap change
+# (libxl_domain_sched_params_set, cap only) 200 times on vm1; exp2's
+# `xl rex` reallocation is reported as a ratio of it (goal: within 1.5x).
+# Then rex's own CPU time per tick at 1 s and 100 ms intervals.
+floor_phase() {
+    local line mean ratio goal
+    if ! command -v sched_floor > /dev/null; then
+        check inprocess_floor null "sched_floor is not in this image"
+    elif ! line=$(sched_floor "$(domid_of vm1)" 200 2> /tmp/floor.err); then
+        check inprocess_floor false "sched_floor failed: $(tail -n1 /tmp/floor.err | tr -d '"\\')"
+    else
+        mean=$(json_num "$line" mean_us)
+        emit "{\"floor\":\"libxl_domain_sched_params_set\",\"scheduler\":\"${XL_SCHED#sched-}\",${line#\{}"
+        md ""
+        md "Bare \`libxl_domain_sched_params_set\` (cap only, ${XL_SCHED#sched-}), $(json_num "$line" n) calls: mean $mean µs, median $(json_num "$line" median_us) µs, p95 $(json_num "$line" p95_us) µs, min $(json_num "$line" min_us) µs."
+        if [ -n "${EXP2_MEAN_xl:-}" ] && fle 0.000001 "$mean"; then
+            ratio=$(awk -v a="$EXP2_MEAN_xl" -v b="$mean" 'BEGIN { printf "%.2f", a * 1000 / b }')
+            goal="within"
+            fle "$ratio" 1.5 || goal="above"
+            emit "{\"inprocess_over_floor\":$ratio}"
+            md "xl rex's reallocation (exp2, ${EXP2_MEAN_xl} ms) is ${ratio}x that floor ($goal the 1.5x goal)."
+            check inprocess_floor true "floor $mean µs a call; xl rex's reallocation ${EXP2_MEAN_xl} ms = ${ratio}x ($goal 1.5x)"
+        else
+            check inprocess_floor false "floor $mean µs a call, but no xl rex reallocation time (exp2) to compare"
+        fi
+    fi
+    cpu_per_tick 1000
+    cpu_per_tick 100
+}
+
+# cpu_per_tick INTERVAL_MS: `rex run --actuator libxl` managing the four idle
+# guests for 20 s; its utime + stime (clock ticks of 10 ms) over the ticks
+# it ran, from its metrics file.
+cpu_per_tick() {
+    local out=/tmp/cpu-$1.out t0 t1 c0 c1 ticks0 ticks1 ticks cpu_ms line
+    reset_guests
+    write_policy "$SLA_MS" 20 "$1" 3
+    start_rex libxl "$out"
+    if ! rex_started "$out"; then
+        check "cpu_per_tick_$1ms" false "rex run did not start"
+        return
+    fi
+    t0=$(uptime_s)
+    c0=$(awk '{ print $14 + $15 }' "/proc/$REX_PID/stat")
+    ticks0=$(sed -n 's/^xen_rex_ticks_total //p' "$out.prom")
+    sleep 20
+    c1=$(awk '{ print $14 + $15 }' "/proc/$REX_PID/stat")
+    ticks1=$(sed -n 's/^xen_rex_ticks_total //p' "$out.prom")
+    t1=$(uptime_s)
+    stop_rex TERM
+    ticks=$((${ticks1:-0} - ${ticks0:-0}))
+    if [ "$ticks" -le 0 ] || [ "$REX_STATUS" != 0 ]; then
+        check "cpu_per_tick_$1ms" false "no ticks counted (${ticks0:-?} -> ${ticks1:-?}); rex exit status $REX_STATUS"
+        return
+    fi
+    cpu_ms=$(((c1 - c0) * 10))
+    line=$(awk -v c="$cpu_ms" -v n="$ticks" -v a="$t0" -v b="$t1" \
+        'BEGIN { printf "\"ticks\":%d,\"cpu_ms\":%d,\"cpu_ms_per_tick\":%.3f,\"core_pct\":%.3f", n, c, c / n, c / ((b - a) * 10) }')
+    emit "{\"cpu_per_tick\":$1,$line}"
+    md "rex run (libxl) at a $1 ms interval: $(json_num "{$line}" cpu_ms) ms of CPU over $ticks ticks: $(json_num "{$line}" cpu_ms_per_tick) ms a tick, $(json_num "{$line}" core_pct)% of a core."
+    check "cpu_per_tick_$1ms" true "$(json_num "{$line}" cpu_ms_per_tick) ms of CPU a tick, $(json_num "{$line}" core_pct)% of a core ($ticks ticks)"
 }

@@ -114,9 +114,14 @@ bring_up_guests() {
     done
 }
 
-set_cap() { timeout 60 xl sched-credit2 -d "$1" -c "$2"; }
+# The guests' scheduler as xl names its command: sched-credit2 (Xen's
+# default) or sched-credit (run.sh --sched credit). Both print Name, ID,
+# Weight, Cap; credit's listing adds a line per cpupool.
+XL_SCHED=sched-$(xl info 2>/dev/null | sed -n 's/^xen_scheduler *: //p')
 
-cap_of() { xl sched-credit2 -d "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
+set_cap() { timeout 60 xl "$XL_SCHED" -d "$1" -c "$2"; }
+
+cap_of() { xl "$XL_SCHED" -d "$1" 2>/dev/null | awk -v d="$1" '$1 == d { print $4 }'; }
 
 # run_load PHASE DURATION_S CLIENTS1 CLIENTS2 CLIENTS3 CLIENTS4 [PUBLISH]:
 # closed-loop load on every guest; prints one REXLAB line per guest with the
@@ -270,7 +275,7 @@ caps_within_bounds() {
 # watch_caps FILE: samples every guest's cap each second until killed.
 watch_caps() {
     while :; do
-        xl sched-credit2 2>/dev/null | awk 'NR > 1 && $1 ~ /^vm/ { print $1, $4 }' >> "$1"
+        xl "$XL_SCHED" 2>/dev/null | awk '$1 ~ /^vm/ { print $1, $4 }' >> "$1"
         sleep 1
     done
 }
