@@ -575,6 +575,8 @@ floor_phase() {
             emit "{\"inprocess_over_floor\":$ratio}"
             md "xl rex's reallocation (exp2, ${EXP2_MEAN_xl} ms) is ${ratio}x that floor ($goal the 1.5x goal)."
             check inprocess_floor true "floor $mean µs a call; xl rex's reallocation ${EXP2_MEAN_xl} ms = ${ratio}x ($goal 1.5x)"
+        elif ! rex_available xl; then
+            check inprocess_floor null "floor $mean µs a call; xl rex is not in this image, nothing to compare with"
         else
             check inprocess_floor false "floor $mean µs a call, but no xl rex reallocation time (exp2) to compare"
         fi
