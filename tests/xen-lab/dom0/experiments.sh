@@ -359,7 +359,7 @@ stuck_balloon_check() {
 
 memory_phase() {
     local i n agents="" start3 start4 t0 d3 now held=0 avail total target flag
-    local pressure_at="" grown_at="" min_free="" free peak3 alive="" kind=xl end4
+    local pressure_at="" grown_at="" min_free="" free peak3 alive="" kind=xl end4 watcher total0
     # Without the patched xl (Debian 13's source unavailable), rex run.
     rex_available xl || kind=libxl
     write_policy "$SLA_MS"
@@ -369,6 +369,7 @@ memory_phase() {
     emit "{\"event\":\"memory_agents\",\"with_agent\":\"${agents# }\",\"vm3_total_kb\":\"$(guest_value vm3 meminfo_total)\",\"vm3_free_kb\":\"$(guest_value vm3 meminfo_free)\"}"
     start3=$(mem_target_kb vm3)
     start4=$(mem_target_kb vm4)
+    total0=$(guest_value vm3 meminfo_total)
     start_rex "$kind" /tmp/mem.out
     if ! rex_started /tmp/mem.out; then
         check memory_hog_grown false "rex did not start"
@@ -377,6 +378,13 @@ memory_phase() {
     t0=$(uptime_s)
     d3=$(domid_of vm3)
     peak3=$start3
+    # Every write of vm3's free figure and of its target, stamped when
+    # xenstore delivered the watch event (dom0's clock, both alike).
+    xenstore-watch "/local/domain/$d3/data/meminfo_free" "/local/domain/$d3/memory/target" 2> /dev/null |
+        while read -r path _; do
+            echo "$(uptime_s) $path $(xenstore-read "$path" 2> /dev/null)"
+        done > /tmp/mem-watch.log &
+    watcher=$!
     i=0
     while :; do
         now=$(awk -v a="$(uptime_s)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
@@ -408,6 +416,9 @@ memory_phase() {
         sleep 1
         i=$((i + 1))
     done
+    kill "$watcher" 2> /dev/null
+    pkill -f "xenstore-watch /local/domain/$d3/" 2> /dev/null
+    reaction_time "$total0" "$start3"
     for n in 1 2 3 4; do
         if domid_of "vm$n" >/dev/null && http_ok "$n"; then alive="$alive vm$n"; fi
     done
@@ -448,6 +459,26 @@ memory_phase() {
     else
         check memory_host_free false "host free memory fell to ${min_free:-?} MiB (slush 32)"
     fi
+}
+
+# reaction_time TOTAL_KB START_KB: from /tmp/mem-watch.log, the time from
+# the first free figure vm3 published below rex's threshold (35% of
+# TOTAL_KB, write_policy's mem_pressure) to the first target above Xen's
+# maximum at START_KB (+1 MiB) after it: how long rex took to act on
+# pressure, with xenstore's own event times.
+reaction_time() {
+    local line
+    line=$(awk -v total="$1" -v start="$2" '
+        $2 ~ /meminfo_free$/ && p == "" && $3 != "" && $3 * 100 < total * 35 { p = $1 }
+        $2 ~ /memory\/target$/ && p != "" && g == "" && $3 > start + 1024 { g = $1 }
+        END { if (p != "" && g != "") printf "\"pressure_at_s\":%s,\"target_at_s\":%s,\"reaction_ms\":%.0f", p, g, (g - p) * 1000 }
+    ' /tmp/mem-watch.log)
+    if [ -z "$line" ]; then
+        note "memory: no pressure-to-target pair in the watch log ($(wc -l < /tmp/mem-watch.log) events)"
+        return
+    fi
+    emit "{\"memory_reaction\":\"vm3\",$line}"
+    md "vm3's first free figure below 35% to its raised target, as xenstore delivered both: $(json_num "{$line}" reaction_ms) ms (rex polls at a 1 s interval)."
 }
 
 # until_cap VM CAP SECONDS: polls (5 a second) until VM's cap is CAP;
