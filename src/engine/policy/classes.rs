@@ -286,7 +286,8 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             if let (true, false, Some(sla), Some(r)) =
                 (missing, just_raised, slot.policy.sla_ms, response)
             {
-                // A miss at a cap held for a while says how far off it is.
+                // A miss the backlog of a lower cap does not explain says
+                // how far off this cap is.
                 floor = floor.max(cap_needed(cap, r, aim_ms(policy, sla)));
             }
             slot.give_back_floor = slot.give_back_floor.max(floor);

@@ -499,11 +499,12 @@ pub(super) fn level_drain(amount: u64, rooms: &[u64], first: usize) -> Vec<u64> 
 /// use of the moment). The remainder falls in turn from index `first`, as
 /// in [`level_drain`]. O(n log max cap).
 pub(super) fn level_caps(amount: u64, caps: &[u64], rooms: &[u64], first: usize) -> Vec<u64> {
-    let takes_at = |level: u64| -> Vec<u64> {
+    let take = |cap: u64, room: u64, level: u64| room.min(cap.saturating_sub(level));
+    let taken_at = |level: u64| -> u64 {
         caps.iter()
             .zip(rooms)
-            .map(|(&cap, &room)| room.min(cap.saturating_sub(level)))
-            .collect()
+            .map(|(&cap, &room)| take(cap, room, level))
+            .sum()
     };
     let total: u64 = rooms.iter().sum();
     if amount >= total {
@@ -513,13 +514,17 @@ pub(super) fn level_caps(amount: u64, caps: &[u64], rooms: &[u64], first: usize)
     let (mut low, mut high) = (0, caps.iter().copied().max().unwrap_or(0));
     while low < high {
         let mid = low + (high - low) / 2;
-        if takes_at(mid).iter().sum::<u64>() <= amount {
+        if taken_at(mid) <= amount {
             high = mid;
         } else {
             low = mid + 1;
         }
     }
-    let mut takes = takes_at(low);
+    let mut takes: Vec<u64> = caps
+        .iter()
+        .zip(rooms)
+        .map(|(&cap, &room)| take(cap, room, low))
+        .collect();
     let mut left = amount - takes.iter().sum::<u64>();
     // One more from each donor at the level that has room left: there are
     // more of them than `left`, as the level below would take too much.
