@@ -6,6 +6,7 @@ reset_guests() {
     local n d
     for n in 1 2 3 4; do
         set_cap "vm$n" "$BASE_CAP"
+        set_weight "vm$n" 256
         d=$(domid_of "vm$n") && xenstore-rm "/local/domain/$d/data/rex" 2> /dev/null
     done
 }
@@ -39,14 +40,17 @@ rex_started() {
 
 # Experiment 1, step 3: VM2 loaded and rex (of KIND) managing.
 exp1_rex() {
-    local kind=$1 phase=rex_$1 status mean watcher bad
+    local kind=$1 phase=rex_$1 status mean watcher bad weight
     if ! rex_available "$kind"; then
         check "exp1_${phase}_meets_sla" null "$(kind_label "$kind") is not in this image"
         return
     fi
     reset_guests
     # Only vm2's demand grows, as in the paper: the others keep their 20%.
+    # vm2 also gets twice the default weight (the paper moved both).
+    VM2_WEIGHT=512
     write_policy "$SLA_MS" 20 1000 3 20
+    VM2_WEIGHT=""
     rm -f "/tmp/caps-$phase"
     watch_caps "/tmp/caps-$phase" &
     watcher=$!
@@ -57,6 +61,7 @@ exp1_rex() {
         return
     fi
     run_load "$phase" "$PHASE_S" $BASE_CLIENTS $LOADED_CLIENTS $BASE_CLIENTS $BASE_CLIENTS publish
+    weight=$(weight_of vm2)
     stop_rex TERM
     status=$REX_STATUS
     kill "$watcher"
@@ -69,6 +74,11 @@ exp1_rex() {
         check "exp1_${phase}_meets_sla" true "vm2 mean $mean ms <= SLA $SLA_MS ms"
     else
         check "exp1_${phase}_meets_sla" false "vm2 mean $mean ms > SLA $SLA_MS ms"
+    fi
+    if [ "$weight" = 512 ]; then
+        check "exp1_${phase}_weight" true "vm2's weight 256 -> 512 (the policy's), as xl $XL_SCHED reads it"
+    else
+        check "exp1_${phase}_weight" false "vm2's weight ${weight:-?} after the run, not the policy's 512"
     fi
     metrics_check "exp1_${phase}_metrics" "/tmp/$phase.out"
     bad=$(awk '{ f = 20; c = ($1 == "vm2") ? 80 : 20; if ($2 < f || $2 > c) print $1 "=" $2 }' \
@@ -241,10 +251,10 @@ xenstored_stall() {
     fi
     kill -STOP "$pid"
     sleep 8
-    before=$(sed -n 's/^xen_rex_ticks_total //p' /tmp/life.out.prom)
+    before=$(metric /tmp/life.out.prom xen_rex_ticks_total)
     kill -CONT "$pid"
     sleep 5
-    after=$(sed -n 's/^xen_rex_ticks_total //p' /tmp/life.out.prom)
+    after=$(metric /tmp/life.out.prom xen_rex_ticks_total)
     bad=$(caps_within_bounds)
     if running "$REX_PID" && [ $((${after:-0} - ${before:-0})) -ge 2 ] && [ -z "$bad" ]; then
         check faults_xenstored_stall true "xenstored stopped 8 s under rex: ticks ${before} -> ${after} in the 5 s after it answered again; caps within bounds"
@@ -252,16 +262,6 @@ xenstored_stall() {
         check faults_xenstored_stall false "after xenstored's 8 s stop: rex alive $(running "$REX_PID" && echo yes || echo no), ticks ${before:-?} -> ${after:-?}, out of bounds: ${bad:-none}"
     fi
 }
-
-# Memory on real Xen (issue 9). vm1-vm3 run rex's guest agent, vm4 none.
-# vm3's hog holds 8 MiB more whenever its available memory allows, up to
-# 120 MiB: more than its 128 MiB target leaves (a PV guest sees ~77 MiB of
-# it), so it gets there only if rex grows vm3 towards its 256 MiB maxmem
-# (xenstore memory/static-max; Xen's own maximum is target + 1 MiB).
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
-mem_target_kb() { xenstore-read "/local/domain/$(domid_of "$1")/memory/target" 2>/dev/null; }
-guest_value() { xenstore-read "/local/domain/$(domid_of "$1")/data/$2" 2>/dev/null; }
-host_free_mib() { xl info 2>/dev/null | awk '/^free_memory/ { print $3 }'; }
 
 # The guests in a cpupool of their own, with another scheduler than
 # Pool-0's: rex must read the guests' pool before its first tick (the exec
@@ -294,191 +294,6 @@ EOF2
         tail -n 5 "$out"
         check cpupool_scheduler_read_first false "vm1 in a credit pool: cap ${cap:-?}, not within [10, 50], after one tick"
     fi
-}
-
-# vm1's agent dies and a pressure figure (1 MiB free) appears where it
-# wrote: rex, still running, must not grow vm1 on it (its counter stands:
-# the figures are not even read again, and after five periods they are
-# ignored). The agent is started again afterwards.
-dead_agent_check() {
-    local start1 d1 now1
-    start1=$(mem_target_kb vm1)
-    d1=$(domid_of vm1)
-    if [ -z "$start1" ] || ! timeout 20 wget -q -O /dev/null "http://$(guest_ip 1)/cgi-bin/agent?stop"; then
-        check memory_dead_agent_not_grown false "vm1's agent could not be stopped"
-        return
-    fi
-    sleep 2
-    xenstore-write "/local/domain/$d1/data/meminfo_free" 1024
-    sleep 12
-    now1=$(mem_target_kb vm1)
-    if [ -n "$now1" ] && [ "$now1" -le "$start1" ]; then
-        check memory_dead_agent_not_grown true "vm1's agent stopped, 1 MiB free written in its place: target $((start1 / 1024)) -> $((now1 / 1024)) MiB in 14 s"
-    else
-        check memory_dead_agent_not_grown false "vm1 grown on a dead agent's figure: $start1 -> ${now1:-?} kB"
-    fi
-    timeout 20 wget -q -O /dev/null "http://$(guest_ip 1)/cgi-bin/agent?start" || true
-}
-
-# vm4 (no agent) is paused and given a target 32 MiB above what it holds:
-# its balloon cannot move. rex (balloon_timeout = 10 s in write_policy)
-# must publish it as uncooperative in xenstore, as squeezed does, and set
-# its target back to what it holds. vm4 runs again afterwards.
-stuck_balloon_check() {
-    local d4 before asked flag="" target i=0
-    d4=$(domid_of vm4)
-    before=$(mem_target_kb vm4)
-    if [ -z "$before" ] || ! xl pause vm4; then
-        check memory_stuck_balloon_flagged false "vm4 could not be paused"
-        return
-    fi
-    asked=$((before / 1024 + 32))
-    if ! xl mem-set vm4 "${asked}m" > /tmp/memset.log 2>&1; then
-        tail -n 3 /tmp/memset.log
-        xl unpause vm4
-        check memory_stuck_balloon_flagged false "xl mem-set vm4 ${asked}m failed"
-        return
-    fi
-    while [ $i -lt 45 ]; do
-        flag=$(xenstore-read "/local/domain/$d4/memory/uncooperative" 2>/dev/null)
-        [ "$flag" = 1 ] && break
-        sleep 1
-        i=$((i + 1))
-    done
-    sleep 2
-    target=$(mem_target_kb vm4)
-    xl unpause vm4
-    if [ "$flag" = 1 ] && [ -n "$target" ] && [ "$target" -lt $((asked * 1024 - 4096)) ]; then
-        check memory_stuck_balloon_flagged true "vm4 paused, target ${asked} MiB: memory/uncooperative = 1 after ${i} s, target set back to $((target / 1024)) MiB"
-    else
-        check memory_stuck_balloon_flagged false "vm4 paused, target ${asked} MiB: flag '${flag}', target ${target:-?} kB after ${i} s"
-    fi
-    # The flag stays for rex's probation; memory_phase checks that rex
-    # withdraws it when it stops.
-}
-
-memory_phase() {
-    local i n agents="" start3 start4 t0 d3 now held=0 avail total target flag
-    local pressure_at="" grown_at="" min_free="" free peak3 alive="" kind=xl end4 watcher total0
-    # Without the patched xl (Debian 13's source unavailable), rex run.
-    rex_available xl || kind=libxl
-    write_policy "$SLA_MS"
-    i=0
-    while [ -z "$(guest_value vm3 meminfo_total)" ] && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
-    for n in 1 2 3 4; do [ -n "$(guest_value "vm$n" rex/agent)" ] && agents="$agents vm$n"; done
-    emit "{\"event\":\"memory_agents\",\"with_agent\":\"${agents# }\",\"vm3_total_kb\":\"$(guest_value vm3 meminfo_total)\",\"vm3_free_kb\":\"$(guest_value vm3 meminfo_free)\"}"
-    start3=$(mem_target_kb vm3)
-    start4=$(mem_target_kb vm4)
-    total0=$(guest_value vm3 meminfo_total)
-    start_rex "$kind" /tmp/mem.out
-    if ! rex_started /tmp/mem.out; then
-        check memory_hog_grown false "rex did not start"
-        return
-    fi
-    t0=$(uptime_s)
-    d3=$(domid_of vm3)
-    peak3=$start3
-    # Every write of vm3's free figure and of its target, stamped when
-    # xenstore delivered the watch event (dom0's clock, both alike).
-    xenstore-watch "/local/domain/$d3/data/meminfo_free" "/local/domain/$d3/memory/target" 2> /dev/null |
-        while read -r path _; do
-            echo "$(uptime_s) $path $(xenstore-read "$path" 2> /dev/null)"
-        done > /tmp/mem-watch.log &
-    watcher=$!
-    i=0
-    while :; do
-        now=$(awk -v a="$(uptime_s)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
-        # At most 150 s, whatever happens (TCG: each step takes seconds).
-        fle 150 "$now" && break
-        avail=$(xenstore-read "/local/domain/$d3/data/meminfo_free" 2>/dev/null)
-        total=$(xenstore-read "/local/domain/$d3/data/meminfo_total" 2>/dev/null)
-        target=$(xenstore-read "/local/domain/$d3/memory/target" 2>/dev/null)
-        free=$(host_free_mib)
-        if [ -n "$free" ] && { [ -z "$min_free" ] || [ "$free" -lt "$min_free" ]; }; then min_free=$free; fi
-        [ -n "$target" ] && [ "$target" -gt "$peak3" ] && peak3=$target
-        # rex's threshold (mem_pressure = 35 in write_policy).
-        if [ -z "$pressure_at" ] && [ -n "$avail" ] && [ -n "$total" ] && [ $((avail * 100)) -lt $((total * 35)) ]; then
-            pressure_at=$now
-        fi
-        if [ -z "$grown_at" ] && [ -n "$target" ] && [ "$target" -gt $((start3 + 1024)) ]; then
-            grown_at=$now
-        fi
-        if [ "$held" -ge 120 ] && [ -n "$grown_at" ]; then
-            break
-        fi
-        # Hold more only with 24 MiB to spare: the guest has no swap, and
-        # its OOM killer fires near 14% of MemTotal. rex's threshold is
-        # above that (35% of ~77 MiB), so pressure shows before the hog stops.
-        if [ "$held" -lt 120 ] && [ -n "$avail" ] && [ "$avail" -gt 24576 ]; then
-            timeout 20 wget -q -O /dev/null "http://$(guest_ip 3)/cgi-bin/hog" && held=$((held + 8))
-        fi
-        [ $((i % 5)) = 0 ] && note "memory +${now}s: vm3 target ${target:-?} kB, MemTotal ${total:-?}, MemAvailable ${avail:-?} kB, hog ${held} MiB, host free ${free:-?} MiB"
-        sleep 1
-        i=$((i + 1))
-    done
-    kill "$watcher" 2> /dev/null
-    pkill -f "xenstore-watch /local/domain/$d3/" 2> /dev/null
-    reaction_time "$total0" "$start3"
-    for n in 1 2 3 4; do
-        if domid_of "vm$n" >/dev/null && http_ok "$n"; then alive="$alive vm$n"; fi
-    done
-    timeout 30 wget -q -O /dev/null "http://$(guest_ip 3)/cgi-bin/hog?free" || true
-    dead_agent_check
-    end4=$(mem_target_kb vm4)
-    stuck_balloon_check
-    flag=$(xenstore-read "/local/domain/$(domid_of vm4)/memory/uncooperative" 2>/dev/null)
-    stop_rex TERM
-    if [ "$flag" = 1 ] && ! xenstore-read "/local/domain/$(domid_of vm4)/memory/uncooperative" > /dev/null 2>&1 &&
-        grep -q '"event":"flag_withdrawn".*"error":null' /tmp/mem.out; then
-        check memory_flag_withdrawn true "vm4's memory/uncooperative, set while rex ran, is gone after SIGTERM (rex exit $REX_STATUS)"
-    else
-        check memory_flag_withdrawn false "flag before stop '$flag'; after: '$(xenstore-read "/local/domain/$(domid_of vm4)/memory/uncooperative" 2>&1)'; $(grep -c flag_withdrawn /tmp/mem.out) withdrawal lines"
-    fi
-    xenstore-rm "/local/domain/$(domid_of vm4)/memory/uncooperative" 2> /dev/null || true
-    emit_rex_log memory /tmp/mem.out
-    emit "{\"memory\":\"vm3\",\"start_kb\":$start3,\"peak_kb\":$peak3,\"held_mib\":$held,\"pressure_s\":\"$pressure_at\",\"grown_s\":\"$grown_at\",\"min_host_free_mib\":\"$min_free\",\"rex_status\":\"$REX_STATUS\"}"
-    md ""
-    md "Memory: vm3 target $((start3 / 1024)) -> $((peak3 / 1024)) MiB (maxmem 256) while its hog held $held MiB; pressure published at +${pressure_at:-never} s, target raised at +${grown_at:-never} s; host free never below ${min_free:-?} MiB."
-    if [ "$peak3" -gt $((start3 + 1024)) ] && [ "$held" -ge 120 ]; then
-        check memory_hog_grown true "vm3 grown $((start3 / 1024)) -> $((peak3 / 1024)) MiB past Xen's target+1 MiB maximum; its hog held $held MiB"
-    else
-        check memory_hog_grown false "vm3 target $((start3 / 1024)) -> $((peak3 / 1024)) MiB, hog held $held of 120 MiB"
-    fi
-    if [ "${alive# }" = "vm1 vm2 vm3 vm4" ]; then
-        check memory_no_guest_lost true "all four guests alive and serving after the hog"
-    else
-        check memory_no_guest_lost false "alive and serving:${alive:- none}"
-    fi
-    if [ "$end4" = "$start4" ]; then
-        check memory_agentless_untouched true "vm4 (no agent) kept its $((start4 / 1024)) MiB target"
-    else
-        check memory_agentless_untouched false "vm4 (no agent) moved from $start4 to $end4 kB"
-    fi
-    if [ -n "$min_free" ] && [ "$min_free" -ge 32 ]; then
-        check memory_host_free true "host free memory never below the 32 MiB slush (lowest ${min_free} MiB)"
-    else
-        check memory_host_free false "host free memory fell to ${min_free:-?} MiB (slush 32)"
-    fi
-}
-
-# reaction_time TOTAL_KB START_KB: from /tmp/mem-watch.log, the time from
-# the first free figure vm3 published below rex's threshold (35% of
-# TOTAL_KB, write_policy's mem_pressure) to the first target above Xen's
-# maximum at START_KB (+1 MiB) after it: how long rex took to act on
-# pressure, with xenstore's own event times.
-reaction_time() {
-    local line
-    line=$(awk -v total="$1" -v start="$2" '
-        $2 ~ /meminfo_free$/ && p == "" && $3 != "" && $3 * 100 < total * 35 { p = $1 }
-        $2 ~ /memory\/target$/ && p != "" && g == "" && $3 > start + 1024 { g = $1 }
-        END { if (p != "" && g != "") printf "\"pressure_at_s\":%s,\"target_at_s\":%s,\"reaction_ms\":%.0f", p, g, (g - p) * 1000 }
-    ' /tmp/mem-watch.log)
-    if [ -z "$line" ]; then
-        note "memory: no pressure-to-target pair in the watch log ($(wc -l < /tmp/mem-watch.log) events)"
-        return
-    fi
-    emit "{\"memory_reaction\":\"vm3\",$line}"
-    md "vm3's first free figure below 35% to its raised target, as xenstore delivered both: $(json_num "{$line}" reaction_ms) ms (rex polls at a 1 s interval)."
 }
 
 # until_cap VM CAP SECONDS: polls (5 a second) until VM's cap is CAP;
@@ -630,10 +445,10 @@ cpu_per_tick() {
     fi
     t0=$(uptime_s)
     c0=$(awk '{ print $14 + $15 }' "/proc/$REX_PID/stat")
-    ticks0=$(sed -n 's/^xen_rex_ticks_total //p' "$out.prom")
+    ticks0=$(metric "$out.prom" xen_rex_ticks_total)
     sleep 20
     c1=$(awk '{ print $14 + $15 }' "/proc/$REX_PID/stat")
-    ticks1=$(sed -n 's/^xen_rex_ticks_total //p' "$out.prom")
+    ticks1=$(metric "$out.prom" xen_rex_ticks_total)
     t1=$(uptime_s)
     stop_rex TERM
     ticks=$((${ticks1:-0} - ${ticks0:-0}))

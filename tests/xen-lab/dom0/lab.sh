@@ -2,6 +2,7 @@
 # shellcheck shell=sh
 . /lab/lib.sh
 . /lab/experiments.sh
+. /lab/memory.sh
 
 MODE=$1
 BASE_CAP=20
@@ -86,6 +87,8 @@ fi
 control_check
 flush_later
 memory_phase
+flush_later
+reaction_phase
 flush_later
 lifecycle
 flush_later

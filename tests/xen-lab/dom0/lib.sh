@@ -42,6 +42,11 @@ cpu_seconds() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $6 }'; }
 
 domid_of() { xl domid "$1" 2>/dev/null; }
 
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# metric FILE NAME: the value of an unlabelled sample in a metrics file.
+metric() { sed -n "s/^$2 //p" "$1" 2>/dev/null | head -n1; }
+
 write_guest_cfg() {
     local n=$1
     cat > "/tmp/vm$n.cfg" <<EOF
@@ -122,6 +127,8 @@ XL_SCHED=sched-$(xl info 2>/dev/null | sed -n 's/^xen_scheduler *: //p')
 set_cap() { timeout 60 xl "$XL_SCHED" -d "$1" -c "$2"; }
 
 cap_of() { xl "$XL_SCHED" -d "$1" 2>/dev/null | awk -v d="$1" '$1 == d { print $4 }'; }
+set_weight() { timeout 60 xl "$XL_SCHED" -d "$1" -w "$2"; }
+weight_of() { xl "$XL_SCHED" -d "$1" 2>/dev/null | awk -v d="$1" '$1 == d { print $3 }'; }
 
 # run_load PHASE DURATION_S CLIENTS1 CLIENTS2 CLIENTS3 CLIENTS4 [PUBLISH]:
 # closed-loop load on every guest; prints one REXLAB line per guest with the
@@ -156,7 +163,8 @@ run_load() {
 # also manages vm5 (rex checks that every level fits the pool, so it is
 # listed only when the levels allow it).
 write_policy() {
-    local sla=$1 cap1=${2:-20} interval=${3:-1000} cooldown=${4:-3} omax=${5:-40} mem vm5=""
+    local sla=$1 cap1=${2:-20} interval=${3:-1000} cooldown=${4:-3} omax=${5:-40} mem vm5="" reserve=""
+    [ -n "${RESERVE_MEMORY:-}" ] && reserve="reserve_memory = \"$RESERVE_MEMORY\""
     mem="memory=128M,mem_min=128M,mem_max=256M"
     [ "${6:-}" = vm5 ] && vm5="\"name=vm5,cap=20,cap_min=20,cap_max=$omax,$mem,priority=1\","
     cat > /etc/rex/policy.cfg <<EOF2
@@ -169,9 +177,10 @@ cooldown = $cooldown
 # A 128 MiB Debian PV guest sees ~77 MiB; its OOM killer fires near 14%.
 mem_pressure = 35
 balloon_timeout = 10000
+$reserve
 domains = [
     "name=vm1,cap=$cap1,cap_min=20,cap_max=$omax,$mem,priority=1",
-    "name=vm2,sla_ms=$sla,cap=20,cap_min=20,cap_max=80,$mem,priority=2",
+    "name=vm2,sla_ms=$sla,cap=20,cap_min=20,cap_max=80,$mem,priority=2,weight=${VM2_WEIGHT:-256}",
     "name=vm3,cap=20,cap_min=20,cap_max=$omax,$mem,priority=1",
     "name=vm4,cap=20,cap_min=20,cap_max=$omax,$mem,priority=1",
     $vm5
