@@ -169,10 +169,13 @@ fn xl_main(ctx: BorrowedCtx<'_>, args: Vec<OsString>) -> Status {
         Ok(config) => config,
         Err(e) => return report(&e.into()),
     };
-    let host = match host::open(Backend::XlContext(ctx)) {
+    let mut host = match host::open(Backend::XlContext(ctx)) {
         Ok(host) => host,
         Err(e) => return report(&e.into()),
     };
+    if args.poll {
+        host.poll_keys();
+    }
     match daemon::run(host, config, &args, Box::new(std::io::stdout())) {
         Ok(_) => Status::Ok,
         Err(e) => report(&e),

@@ -121,6 +121,9 @@ fn run(args: &Args, daemon_args: &DaemonArgs) -> Result<daemon::Stopped, DaemonE
             xl: resolve_xl(args.xl.clone()),
         },
     };
-    let host = host::open(backend)?;
+    let mut host = host::open(backend)?;
+    if daemon_args.poll {
+        host.poll_keys();
+    }
     daemon::run(host, config, daemon_args, Box::new(std::io::stdout()))
 }

@@ -44,6 +44,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "One tick, then exit",
     },
     OptionSpec {
+        long: "poll",
+        short: None,
+        value: None,
+        help: "Read every guest's xenstore keys every tick instead of watching them (for \
+               comparison; watching reads a guest's keys only after it wrote them)",
+    },
+    OptionSpec {
         long: "json",
         short: None,
         value: None,
@@ -97,6 +104,8 @@ pub struct DaemonArgs {
     pub dry_run: bool,
     /// One tick, then exit.
     pub once: bool,
+    /// Read the guests' keys every tick instead of watching them.
+    pub poll: bool,
     /// One JSON object per line instead of text.
     pub json: bool,
     /// Print every domain's usage each tick.
@@ -117,6 +126,7 @@ impl Default for DaemonArgs {
             policy: PathBuf::from(DEFAULT_POLICY),
             dry_run: false,
             once: false,
+            poll: false,
             json: false,
             verbose: false,
             interval: None,
@@ -235,6 +245,7 @@ impl DaemonArgs {
             ("config", Some(v)) => self.policy = PathBuf::from(v),
             ("dry-run", None) => self.dry_run = true,
             ("once", None) => self.once = true,
+            ("poll", None) => self.poll = true,
             ("json", None) => self.json = true,
             ("verbose", None) => self.verbose = true,
             ("interval", Some(v)) => self.interval = Some(interval_ms(spec.long, v)?),

@@ -76,6 +76,8 @@ pub struct Metrics {
     apply: Histogram,
     /// Time of a tick's observation and decision, before any change.
     decision: Histogram,
+    /// The loop's reactions and the guests' key reads.
+    loop_counters: super::reactions::LoopCounters,
     last_text: String,
 }
 
@@ -89,8 +91,14 @@ impl Metrics {
             violation_s: BTreeMap::new(),
             apply: Histogram::default(),
             decision: Histogram::default(),
+            loop_counters: Default::default(),
             last_text: String::new(),
         }
+    }
+
+    /// The loop's counters as of now (rendered with the next tick).
+    pub fn set_loop_counters(&mut self, counters: super::reactions::LoopCounters) {
+        self.loop_counters = counters;
     }
 
     /// Counts one tick's report and renders the exposition.
@@ -361,6 +369,23 @@ impl Metrics {
             managed.len(),
             u8::from(report.dry_run),
             u8::from(report.paused)
+        );
+        let c = &self.loop_counters;
+        let _ = writeln!(
+            out,
+            "# HELP xen_rex_early_ticks_total Ticks run before their time because a guest published memory pressure or an SLA miss.\n\
+             # TYPE xen_rex_early_ticks_total counter\n\
+             xen_rex_early_ticks_total {}\n\
+             # HELP xen_rex_reactions_limited_total Guest changes left to the next tick: the guest had been looked at less than an interval before.\n\
+             # TYPE xen_rex_reactions_limited_total counter\n\
+             xen_rex_reactions_limited_total {}\n\
+             # HELP xen_rex_xenstore_reads_total xenstore reads of the domains' keys.\n\
+             # TYPE xen_rex_xenstore_reads_total counter\n\
+             xen_rex_xenstore_reads_total {}\n\
+             # HELP xen_rex_xenstore_watch_events_total xenstore watch events received.\n\
+             # TYPE xen_rex_xenstore_watch_events_total counter\n\
+             xen_rex_xenstore_watch_events_total {}",
+            c.early_ticks, c.limited, c.keys.reads, c.keys.events
         );
         out
     }

@@ -13,6 +13,7 @@ mod clients;
 pub mod control;
 pub mod metrics;
 pub mod metrics_http;
+pub mod reactions;
 pub mod summary;
 pub mod waiter;
 
@@ -31,6 +32,7 @@ use crate::engine::{DomId, Engine, PolicyConfig};
 use crate::error_chain;
 use crate::host::driver::{Driver, DriverError, TickReport};
 use crate::host::{Host, HostError};
+use reactions::{LoopCounters, Reactions};
 
 /// Where `rex run` looks for its policy by default.
 pub const DEFAULT_POLICY: &str = "/etc/xen/rex.cfg";
@@ -185,6 +187,9 @@ pub fn run_loop<H: Host + EventSource>(
     let config = driver.engine().config().clone();
     display.start(&first, &config);
     display.tick(&first, &config);
+    let mut reactions = Reactions::default();
+    reactions.ticked(first.usage.iter().map(|u| (u.domid, u.name.as_str())));
+    set_loop_counters(&mut metrics, driver, &reactions);
     export(&mut metrics, &mut metrics_failures, &first, &config);
     watch_managed(driver, &first);
     if args.once {
@@ -192,6 +197,9 @@ pub fn run_loop<H: Host + EventSource>(
     }
     let mut interval = Duration::from_millis(driver.engine().config().host.interval_ms.max(1));
     let mut next_tick = Instant::now() + interval;
+    let mut last_tick = Instant::now();
+    // An early tick due (an urgent change a guest published).
+    let mut early: Option<Instant> = None;
     let mut fds: Vec<libc::pollfd> = Vec::new();
     let mut failures = Failures::default();
     loop {
@@ -206,7 +214,8 @@ pub fn run_loop<H: Host + EventSource>(
         if let Some(listener) = &listener {
             listener.before_poll(&mut fds, &mut timeout_ms);
         }
-        let wake = waiter.wait(&mut fds, next_tick, timeout_ms)?;
+        let deadline = early.map_or(next_tick, |at| at.min(next_tick));
+        let wake = waiter.wait(&mut fds, deadline, timeout_ms)?;
         log::trace!("woke: {wake:?} ({host_fds} libxl fds, timeout {timeout_ms} ms)");
         driver.host_mut().after_poll(&fds[..host_fds]);
         if let Some(server) = &mut control {
@@ -216,6 +225,25 @@ pub fn run_loop<H: Host + EventSource>(
         }
         if let (Some(listener), Some(metrics)) = (&mut listener, &metrics) {
             listener.after_poll(&fds[control_fds..], metrics.text());
+        }
+        let changed = driver.host_mut().take_changed();
+        if !changed.is_empty() && board.paused.is_none() && early.is_none() {
+            let now = Instant::now();
+            if let Some(reaction) = reactions.look(driver, &changed, now, interval) {
+                let text = format!(
+                    "{} (domain {}): {}: deciding before the tick",
+                    reaction.name,
+                    reaction.domid,
+                    reaction.urgency.describe()
+                );
+                log::debug!("{text}");
+                display.event(
+                    "reaction",
+                    &text,
+                    serde_json::json!({ "domid": reaction.domid, "name": reaction.name }),
+                );
+                early = Some(Reactions::early_at(last_tick, now, interval));
+            }
         }
         let deaths = driver.host_mut().take_deaths();
         let mut tick_now = !deaths.is_empty();
@@ -230,8 +258,9 @@ pub fn run_loop<H: Host + EventSource>(
                     next_tick = Instant::now() + interval;
                 }
             }
-            Wake::Deadline => {
+            Wake::Deadline if Instant::now() >= next_tick => {
                 tick_now = true;
+                early = None;
                 next_tick += interval;
                 // After a long stall, do not fire a burst of late ticks.
                 let now = Instant::now();
@@ -239,14 +268,39 @@ pub fn run_loop<H: Host + EventSource>(
                     next_tick = now + interval;
                 }
             }
-            Wake::Ready => {}
+            Wake::Deadline | Wake::Ready => {}
+        }
+        if early.is_some_and(|at| Instant::now() >= at) {
+            early = None;
+            if !tick_now {
+                tick_now = true;
+                reactions.counters.early_ticks += 1;
+                next_tick = Instant::now() + interval;
+            }
         }
         if tick_now {
+            last_tick = Instant::now();
             if let Some(report) = tick(driver, display, &mut failures, &mut board) {
+                reactions.ticked(report.usage.iter().map(|u| (u.domid, u.name.as_str())));
+                set_loop_counters(&mut metrics, driver, &reactions);
                 let config = driver.engine().config();
                 export(&mut metrics, &mut metrics_failures, &report, config);
             }
         }
+    }
+}
+
+/// The loop's own counters and the host's key reads, for the metrics.
+fn set_loop_counters<H: Host + EventSource>(
+    metrics: &mut Option<metrics::Metrics>,
+    driver: &Driver<H>,
+    reactions: &Reactions,
+) {
+    if let Some(metrics) = metrics {
+        metrics.set_loop_counters(LoopCounters {
+            keys: driver.host().key_counters(),
+            ..reactions.counters
+        });
     }
 }
 

@@ -26,6 +26,16 @@ pub(crate) struct Script {
     zero_timeout: bool,
     watched: Vec<Vec<DomId>>,
     pending_deaths: Vec<DomId>,
+    /// From the n-th poll on, vm1 (domain 3) publishes this report.
+    publish_on_poll: Option<(u32, GuestReport)>,
+    /// ... and writes its keys again at every poll after it.
+    flood: bool,
+    /// What vm1 published, and what the last tick read of it.
+    published: GuestReport,
+    ticked: GuestReport,
+    pending_changes: Vec<DomId>,
+    /// since_tick calls (reads between ticks).
+    looks: u32,
 }
 
 pub(crate) struct ScriptedHost(pub(crate) Script);
@@ -89,8 +99,12 @@ impl Host for ScriptedHost {
     fn set_memory_target(&mut self, _: DomId, _: KiB) -> Result<(), HostError> {
         Ok(())
     }
-    fn guest_report(&mut self, _: DomId) -> Result<GuestReport, HostError> {
-        Ok(GuestReport::default())
+    fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
+        if domid != 3 {
+            return Ok(GuestReport::default());
+        }
+        self.0.ticked = self.0.published;
+        Ok(self.0.ticked)
     }
 }
 
@@ -112,10 +126,31 @@ impl EventSource for ScriptedHost {
                 self.0.pending_deaths.push(domid);
             }
         }
-        if self.0.zero_timeout {
+        if let Some((at, report)) = &self.0.publish_on_poll {
+            if n == *at || (self.0.flood && n > *at) {
+                self.0.published = if self.0.flood && n.is_multiple_of(2) {
+                    GuestReport::default()
+                } else {
+                    *report
+                };
+                self.0.pending_changes.push(3);
+            }
+        }
+        // A change wakes the poll, as the xenstore watch fd would.
+        if self.0.zero_timeout || !self.0.pending_changes.is_empty() {
             *timeout_ms = 0;
         }
         Ok(())
+    }
+    fn take_changed(&mut self) -> Vec<DomId> {
+        std::mem::take(&mut self.0.pending_changes)
+    }
+    fn since_tick(
+        &mut self,
+        domid: DomId,
+    ) -> Result<Option<(GuestReport, GuestReport)>, HostError> {
+        self.0.looks += 1;
+        Ok((domid == 3).then_some((self.0.ticked, self.0.published)))
     }
     fn after_poll(&mut self, _: &[libc::pollfd]) {}
     fn take_deaths(&mut self) -> Vec<DomId> {
@@ -153,6 +188,7 @@ pub(crate) fn args(policy: PathBuf, interval: Option<u64>) -> DaemonArgs {
         policy,
         dry_run: false,
         once: false,
+        poll: false,
         json: true,
         verbose: false,
         interval,
@@ -554,5 +590,92 @@ fn a_policy_the_host_cannot_hold_is_refused_at_its_line_at_start_and_on_reload()
         failed.contains(&format!("{}:2: the cap floors", path.display())),
         "{failed}"
     );
+    let _ = std::fs::remove_file(path);
+}
+
+/// vm1 under memory pressure, as its agent would publish it.
+fn pressure() -> GuestReport {
+    GuestReport {
+        mem_free_kb: Some(1024),
+        mem_total_kb: Some(100 * 1024),
+        ..GuestReport::default()
+    }
+}
+
+/// SIGTERM in `after` unless the test is done first (a loop that never
+/// ticks again must not hang the test run).
+fn deadman(after: std::time::Duration) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if wait.recv_timeout(after).is_err() {
+            raise(libc::SIGTERM).unwrap();
+        }
+    });
+    done
+}
+
+#[test]
+fn pressure_a_guest_publishes_is_decided_on_before_the_tick() {
+    let _lock = signal_lock();
+    let path = policy_file("react", POLICY);
+    // An hour between ticks: a second tick can only be the early one.
+    let args = args(path.clone(), Some(3_600_000));
+    let config = load(&args).unwrap();
+    let host = ScriptedHost(Script {
+        publish_on_poll: Some((1, pressure())),
+        raise_on_list: vec![(2, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let out = Shared::default();
+    let mut display = Display::new(Box::new(out.clone()), true, false);
+    let mut driver = Driver::new(host, Engine::new(config), false).unwrap();
+    let mut waiter = Waiter::new().unwrap();
+    let done = deadman(std::time::Duration::from_secs(10));
+    let stopped = run_loop(&mut driver, &mut display, &mut waiter, &args).unwrap();
+    let _ = done.send(());
+    assert_eq!(stopped, Stopped::Signal(libc::SIGTERM));
+    let script = &driver.host_mut().0;
+    assert_eq!(script.list_calls, 2, "the first tick and the early one");
+    assert_eq!(script.looks, 1);
+    let seen = events(&out);
+    assert!(seen.iter().any(|e| e == "reaction"), "{seen:?}");
+    // The early tick acted on it: vm1 grown.
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"event\":\"reallocation\"") && l.contains("\"kind\":\"memory\"")),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_guest_writing_in_a_loop_gets_one_look_and_one_early_tick_per_interval() {
+    let _lock = signal_lock();
+    let path = policy_file("flood", POLICY);
+    let args = args(path.clone(), Some(3_600_000));
+    let config = load(&args).unwrap();
+    let host = ScriptedHost(Script {
+        zero_timeout: true,
+        publish_on_poll: Some((1, pressure())),
+        flood: true,
+        raise_on_poll: vec![(20_000, libc::SIGTERM)],
+        ..Script::default()
+    });
+    let mut display = Display::new(Box::new(Shared::default()), true, false);
+    let mut driver = Driver::new(host, Engine::new(config), false).unwrap();
+    let mut waiter = Waiter::new().unwrap();
+    let done = deadman(std::time::Duration::from_secs(30));
+    let stopped = run_loop(&mut driver, &mut display, &mut waiter, &args).unwrap();
+    let _ = done.send(());
+    assert_eq!(stopped, Stopped::Signal(libc::SIGTERM));
+    let script = &driver.host_mut().0;
+    assert!(
+        script.polls >= 20_000,
+        "stopped early: {} polls",
+        script.polls
+    );
+    assert_eq!(script.looks, 1, "20,000 writes, one read between ticks");
+    assert!(script.list_calls <= 2, "{} ticks", script.list_calls);
     let _ = std::fs::remove_file(path);
 }

@@ -15,7 +15,7 @@ mod testutil;
 
 pub use model::*;
 pub use monitor::{Monitor, Usage};
-pub use policy::{Culprit, Law, Misfit, Policy, PolicyError};
+pub use policy::{Culprit, Law, Misfit, Policy, PolicyError, Urgency};
 pub use sla::{DecompTable, DomainPolicy, HostPolicy, Level, PolicyConfig};
 
 /// What one engine step saw and decided.
@@ -79,6 +79,13 @@ impl Engine {
     /// daemon): the next [`Engine::step`] measures CPU from here.
     pub fn observe(&mut self, snapshot: &Snapshot) -> Vec<Usage> {
         self.monitor.observe(snapshot)
+    }
+
+    /// Whether domain `name`'s published values, `before` at the last tick
+    /// and `now`, changed so that a decision should not wait for the next
+    /// tick (see [`Urgency`]).
+    pub fn urgency(&self, name: &str, before: &GuestReport, now: &GuestReport) -> Option<Urgency> {
+        self.policy.urgency(name, before, now)
     }
 
     /// One tick: update usage from `snapshot`, decide a plan.

@@ -114,6 +114,10 @@ impl<H: Host> Driver<H> {
         })
     }
 
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
     pub fn host_mut(&mut self) -> &mut H {
         &mut self.host
     }

@@ -2,8 +2,9 @@
 //! domains whose death was reported. Each backend implements it beside its
 //! [`Host`](super::Host) implementation.
 
+use super::guest_keys::KeyCounters;
 use super::HostError;
-use crate::engine::DomId;
+use crate::engine::{DomId, GuestReport};
 
 /// What the poll loop needs from a host besides [`Host`](super::Host).
 pub trait EventSource {
@@ -20,4 +21,25 @@ pub trait EventSource {
     fn take_deaths(&mut self) -> Vec<DomId>;
     /// Watches exactly these domains for death.
     fn watch_deaths(&mut self, domids: &[DomId]);
+
+    /// Domains whose published values changed since the last call (from
+    /// xenstore watches; none from a source without them).
+    fn take_changed(&mut self) -> Vec<DomId> {
+        Vec::new()
+    }
+
+    /// For a domain whose values changed: the report the last tick got
+    /// and the one it would get now (`None`: not a domain of the last
+    /// list, or no such channel).
+    fn since_tick(
+        &mut self,
+        _domid: DomId,
+    ) -> Result<Option<(GuestReport, GuestReport)>, HostError> {
+        Ok(None)
+    }
+
+    /// The xenstore reads and watch events of the guests' keys so far.
+    fn key_counters(&self) -> KeyCounters {
+        KeyCounters::default()
+    }
 }

@@ -301,4 +301,19 @@ impl<H: Host + EventSource> EventSource for ExecHost<H> {
     fn watch_deaths(&mut self, domids: &[DomId]) {
         self.reads.watch_deaths(domids)
     }
+
+    fn take_changed(&mut self) -> Vec<DomId> {
+        self.reads.take_changed()
+    }
+
+    fn since_tick(
+        &mut self,
+        domid: DomId,
+    ) -> Result<Option<(GuestReport, GuestReport)>, HostError> {
+        self.reads.since_tick(domid)
+    }
+
+    fn key_counters(&self) -> super::guest_keys::KeyCounters {
+        self.reads.key_counters()
+    }
 }

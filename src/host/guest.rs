@@ -151,6 +151,11 @@ pub fn memory_ceiling_kb(static_max: Option<&[u8]>, fallback_kb: KiB, host_total
     }
 }
 
+/// A balloon target as xenstore holds it (`memory/target`, kB), strictly.
+pub fn parse_target_kb(raw: &[u8]) -> Option<KiB> {
+    parse_kib("memory/target", raw)
+}
+
 /// Longest value accepted once surrounding whitespace is removed. A u64 has
 /// at most 20 digits; anything longer than this is not a number a guest
 /// means honestly.

@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::guest::{
-    memory_ceiling_kb, Heartbeat, Published, MEMINFO_FREE_KEY, MEMINFO_TOTAL_KEY, PERIOD_MS_KEY,
-    RESPONSE_MS_KEY, SEQ_KEY, STATIC_MAX_KEY,
-};
+use super::guest::{memory_ceiling_kb, parse_target_kb};
+use super::guest_keys::{watch_paths, GuestKeys, KeyCounters, KeyMode, KeyStore};
 use super::{EventSource, Host, HostError};
 use crate::engine::{
     DomId, DomainInfo, DomainState, GuestReport, HostInfo, KiB, SchedParams, Scheduler,
@@ -34,9 +32,11 @@ pub struct LibxlHost<C: Context> {
     /// per domain, not once per tick) and its memory ceiling, for guest
     /// reads.
     known: HashMap<DomId, Known>,
-    /// What each guest last published, by domain (with its uuid, so a
-    /// reused domid starts afresh).
-    guests: HashMap<DomId, GuestState>,
+    /// What each domain's xenstore keys last said, read again only when
+    /// a watch reports a change (or every tick, polling).
+    keys: GuestKeys,
+    /// The xenstore fd's place among the fds of the last before_poll.
+    watch_fd_at: Option<usize>,
     /// The guests' cpupool as the last list saw it; `None` before any list.
     guest_pool: Option<u32>,
     /// The host's memory, kB (0 until read): no ceiling is believed above it.
@@ -111,26 +111,87 @@ impl<C: Context> LibxlHost<C> {
             ctx: EventCtx::new(ctx),
             epoch: Instant::now(),
             known: HashMap::new(),
-            guests: HashMap::new(),
+            keys: GuestKeys::new(KeyMode::Watch),
+            watch_fd_at: None,
             guest_pool: None,
             host_total_kb: 0,
         }
     }
 
-    /// The admin's ceiling for `domid`'s memory (see [`STATIC_MAX_KEY`]),
-    /// Xen's per-domain maximum when xenstore cannot say.
-    fn memory_ceiling_kb(&mut self, domid: DomId, xen_max_kb: KiB) -> KiB {
+    /// Polls the guests' keys every tick instead of watching them
+    /// (`--poll`, for comparison).
+    pub fn poll_keys(&mut self) {
+        self.keys.poll_from_now();
+    }
+
+    /// The domain's memory ceiling (the admin's `memory/static-max`, Xen's
+    /// per-domain maximum when xenstore cannot say) and balloon target.
+    fn memory_of(&mut self, d: &libxl_sys::libxl_dominfo) -> (KiB, KiB) {
         if self.host_total_kb == 0 {
             self.host_total_kb = self.ctx.physinfo().map(|p| total_mem_kb(&p)).unwrap_or(0);
         }
-        let raw = self.xenstore.as_ref().and_then(|xs| {
-            xs.read(&format!("/local/domain/{domid}/{STATIC_MAX_KEY}"))
-                .unwrap_or_else(|e| {
-                    log::debug!("domain {domid}: {STATIC_MAX_KEY}: {e}");
-                    None
-                })
-        });
-        memory_ceiling_kb(raw.as_deref(), xen_max_kb, self.host_total_kb)
+        let (static_max, target) = match &mut self.xenstore {
+            Some(xs) => self.keys.memory(xs, d.domid, d.uuid.uuid),
+            None => (None, None),
+        };
+        let target_kb = target
+            .as_deref()
+            .and_then(parse_target_kb)
+            .or_else(|| self.ctx.memory_target_kb(d.domid).ok())
+            .unwrap_or(d.current_memkb);
+        let ceiling_kb = memory_ceiling_kb(static_max.as_deref(), d.max_memkb, self.host_total_kb);
+        (ceiling_kb, target_kb)
+    }
+
+    /// Watches the keys of domains seen for the first time; unwatches
+    /// those gone. A watch that cannot be set turns watching off.
+    fn update_watches(&mut self, gone: &[DomId]) {
+        let Some(xs) = &self.xenstore else { return };
+        for &domid in gone {
+            for path in watch_paths(domid) {
+                if let Err(e) = xs.unwatch(&path, WATCH_TOKEN) {
+                    log::debug!("unwatch {path}: {e}");
+                }
+            }
+        }
+        for domid in self.keys.unwatched() {
+            let set = watch_paths(domid)
+                .iter()
+                .try_for_each(|path| xs.watch(path, WATCH_TOKEN).map_err(|e| (path.clone(), e)));
+            match set {
+                Ok(()) => self.keys.set_watched(domid),
+                Err((path, e)) => {
+                    log::warn!(
+                        "cannot watch {path} in xenstore ({e}): the guests' keys are read every \
+                         tick from now on"
+                    );
+                    self.keys.poll_from_now();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes the pending watch events (a bounded number per wake, so a
+    /// guest writing in a loop cannot hold the loop here).
+    fn drain_watch_events(&mut self) {
+        let Some(xs) = &self.xenstore else { return };
+        for _ in 0..MAX_EVENTS_PER_WAKE {
+            match xs.next_event() {
+                Ok(Some(path)) => {
+                    self.keys.event(&path);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!(
+                        "reading xenstore watch events failed ({e}): the guests' keys are read \
+                         every tick from now on"
+                    );
+                    self.keys.poll_from_now();
+                    return;
+                }
+            }
+        }
     }
 
     /// One libxl call: fields left at their defaults (and the scheduler
@@ -165,12 +226,16 @@ impl<C: Context> LibxlHost<C> {
     }
 }
 
-/// What one guest last published in xenstore, and its agent's heartbeat.
-#[derive(Debug, Default)]
-struct GuestState {
-    uuid: [u8; 16],
-    heartbeat: Heartbeat,
-    published: Published,
+/// The token of rex's watches (their paths say whose keys changed).
+const WATCH_TOKEN: &str = "rex";
+
+/// Watch events taken per wake of the poll loop at most.
+const MAX_EVENTS_PER_WAKE: usize = 4096;
+
+impl KeyStore for Xenstore {
+    fn read(&mut self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        Xenstore::read(self, path)
+    }
 }
 
 /// One domain as the last list saw it.
@@ -234,11 +299,7 @@ impl<C: Context> Host for LibxlHost<C> {
         let mut known = HashMap::with_capacity(out.capacity());
         for d in list.as_slice() {
             let name = self.name_of(d.domid, &d.uuid.uuid);
-            let mem_target_kb = self
-                .ctx
-                .memory_target_kb(d.domid)
-                .unwrap_or(d.current_memkb);
-            let mem_max_kb = self.memory_ceiling_kb(d.domid, d.max_memkb);
+            let (mem_max_kb, mem_target_kb) = self.memory_of(d);
             known.insert(
                 d.domid,
                 Known {
@@ -265,8 +326,10 @@ impl<C: Context> Host for LibxlHost<C> {
             list.as_slice().iter().map(|d| (d.domid, d.cpupool)),
         ));
         let known = &self.known;
-        self.guests
-            .retain(|domid, g| known.get(domid).is_some_and(|k| k.uuid == g.uuid));
+        let gone = self
+            .keys
+            .retain(|domid, uuid| known.get(&domid).is_some_and(|k| &k.uuid == uuid));
+        self.update_watches(&gone);
         Ok(out)
     }
 
@@ -332,6 +395,8 @@ impl<C: Context> Host for LibxlHost<C> {
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
+        // Read back next tick, whatever libxl managed to write.
+        self.keys.wrote_memory(domid);
         self.ctx
             .set_memory_target(domid, target_kb)
             .map_err(|e| HostError::SetMemory {
@@ -372,39 +437,17 @@ impl<C: Context> Host for LibxlHost<C> {
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
-        let Some(xs) = &self.xenstore else {
+        let Some(xs) = &mut self.xenstore else {
             return Ok(GuestReport::default());
         };
         let mem_max_kb = self.known.get(&domid).map(|k| k.max_kb).unwrap_or(0);
-        let read = |key: &str| {
-            xs.read(&format!("/local/domain/{domid}/{key}"))
-                .map_err(|e| HostError::GuestReport {
-                    domid,
-                    source: boxed(e),
-                })
-        };
-        let seq = read(SEQ_KEY)?;
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
-        let uuid = self.known.get(&domid).map(|k| k.uuid).unwrap_or_default();
-        let guest = self.guests.entry(domid).or_insert_with(|| GuestState {
-            uuid,
-            ..GuestState::default()
-        });
-        // rex's agent bumps its counter after writing its figures: the same
-        // counter as last time means the same figures, not read again.
-        let published = &mut guest.published;
-        if seq.is_none() || seq != published.seq {
-            *published = Published {
-                free: read(MEMINFO_FREE_KEY)?,
-                total: read(MEMINFO_TOTAL_KEY)?,
-                response: read(RESPONSE_MS_KEY)?,
-                seq,
-                period_ms: read(PERIOD_MS_KEY)?,
-            };
-        }
-        // A stale agent's values are ignored: rex neither grows nor shrinks
-        // the guest on them.
-        Ok(published.report(&mut guest.heartbeat, domid, mem_max_kb, now_ns))
+        self.keys
+            .report(xs, domid, mem_max_kb, now_ns)
+            .map_err(|e| HostError::GuestReport {
+                domid,
+                source: boxed(e),
+            })
     }
 }
 
@@ -414,14 +457,64 @@ impl<C: Context> EventSource for LibxlHost<C> {
         fds: &mut Vec<libc::pollfd>,
         timeout_ms: &mut i32,
     ) -> Result<(), HostError> {
+        let start = fds.len();
         self.ctx
             .before_poll(fds, timeout_ms)
-            .map(drop)
-            .map_err(|e| HostError::Events(Box::new(e)))
+            .map_err(|e| HostError::Events(Box::new(e)))?;
+        self.watch_fd_at = None;
+        if self.keys.mode() == KeyMode::Watch {
+            match self.xenstore.as_ref().map(Xenstore::fileno) {
+                Some(Ok(fd)) => {
+                    self.watch_fd_at = Some(fds.len() - start);
+                    fds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+                Some(Err(e)) => {
+                    log::warn!("no xenstore watch fd ({e}): the guests' keys are read every tick");
+                    self.keys.poll_from_now();
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     fn after_poll(&mut self, fds: &[libc::pollfd]) {
-        self.ctx.after_poll(fds);
+        let libxl_fds = self.watch_fd_at.unwrap_or(fds.len()).min(fds.len());
+        self.ctx.after_poll(&fds[..libxl_fds]);
+        if let Some(watch) = self.watch_fd_at.and_then(|at| fds.get(at)) {
+            if watch.revents != 0 {
+                self.drain_watch_events();
+            }
+        }
+    }
+
+    fn take_changed(&mut self) -> Vec<DomId> {
+        self.keys.take_changed()
+    }
+
+    fn since_tick(
+        &mut self,
+        domid: DomId,
+    ) -> Result<Option<(GuestReport, GuestReport)>, HostError> {
+        let Some(xs) = &mut self.xenstore else {
+            return Ok(None);
+        };
+        let mem_max_kb = self.known.get(&domid).map(|k| k.max_kb).unwrap_or(0);
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        self.keys
+            .since_tick(xs, domid, mem_max_kb, now_ns)
+            .map_err(|e| HostError::GuestReport {
+                domid,
+                source: boxed(e),
+            })
+    }
+
+    fn key_counters(&self) -> KeyCounters {
+        self.keys.counters()
     }
 
     fn take_deaths(&mut self) -> Vec<DomId> {

@@ -14,6 +14,7 @@ pub mod driver;
 pub mod events;
 pub mod exec;
 pub mod guest;
+pub mod guest_keys;
 pub mod libxl;
 pub mod sim;
 mod xen;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::exec::{ExecHost, XlCommand};
+use super::guest_keys::KeyCounters;
 use super::libxl::LibxlHost;
 use super::{EventSource, Host, HostError};
 use crate::engine::{DomId, DomainInfo, GuestReport, HostInfo, KiB, SchedParams, Scheduler};
@@ -50,6 +51,17 @@ pub fn open(backend: Backend<'_>) -> Result<XenHost<'_>, HostError> {
             XenHost::Exec(ExecHost::new(LibxlHost::open()?, XlCommand::new(xl)))
         }
     })
+}
+
+impl XenHost<'_> {
+    /// Reads the guests' keys every tick instead of watching them.
+    pub fn poll_keys(&mut self) {
+        match self {
+            XenHost::XlContext(h) => h.poll_keys(),
+            XenHost::Libxl(h) => h.poll_keys(),
+            XenHost::Exec(h) => h.reads_mut().poll_keys(),
+        }
+    }
 }
 
 /// `$body` with `$h` bound to the backend's host, whichever it is.
@@ -124,5 +136,20 @@ impl EventSource for XenHost<'_> {
 
     fn watch_deaths(&mut self, domids: &[DomId]) {
         each!(self, h => h.watch_deaths(domids))
+    }
+
+    fn take_changed(&mut self) -> Vec<DomId> {
+        each!(self, h => h.take_changed())
+    }
+
+    fn since_tick(
+        &mut self,
+        domid: DomId,
+    ) -> Result<Option<(GuestReport, GuestReport)>, HostError> {
+        each!(self, h => h.since_tick(domid))
+    }
+
+    fn key_counters(&self) -> KeyCounters {
+        each!(self, h => h.key_counters())
     }
 }

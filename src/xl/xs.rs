@@ -84,6 +84,71 @@ impl Xenstore {
     }
 }
 
+impl Xenstore {
+    /// Asks xenstored to report every change at or below `path`, with
+    /// `token`. xenstored also reports the path once as the watch is set.
+    pub fn watch(&self, path: &str, token: &str) -> io::Result<()> {
+        let (cpath, ctoken) = (c_string(path)?, c_string(token)?);
+        // SAFETY: the handle is open; both strings are NUL-terminated and
+        // copied by libxenstore.
+        if unsafe { sys::xs_watch(self.raw.as_ptr(), cpath.as_ptr(), ctoken.as_ptr()) } {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Removes the watch set by [`Xenstore::watch`] with the same pair.
+    pub fn unwatch(&self, path: &str, token: &str) -> io::Result<()> {
+        let (cpath, ctoken) = (c_string(path)?, c_string(token)?);
+        // SAFETY: as in watch.
+        if unsafe { sys::xs_unwatch(self.raw.as_ptr(), cpath.as_ptr(), ctoken.as_ptr()) } {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The fd that becomes readable when a watch event is pending (owned
+    /// by the handle: not to be closed).
+    pub fn fileno(&self) -> io::Result<std::os::fd::RawFd> {
+        // SAFETY: the handle is open; -1 with errno on failure.
+        match unsafe { sys::xs_fileno(self.raw.as_ptr()) } {
+            -1 => Err(io::Error::last_os_error()),
+            fd => Ok(fd),
+        }
+    }
+
+    /// The path of the next pending watch event, `None` when none is
+    /// pending; never blocks.
+    pub fn next_event(&self) -> io::Result<Option<Vec<u8>>> {
+        // SAFETY: the handle is open. NULL with errno EAGAIN when nothing
+        // is pending; else one malloc'd block holding the vector and its
+        // strings.
+        let vec = unsafe { sys::xs_check_watch(self.raw.as_ptr()) };
+        if vec.is_null() {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(None),
+                _ => Err(err),
+            };
+        }
+        // SAFETY: a watch vector has XS_WATCH_PATH and XS_WATCH_TOKEN
+        // entries, NUL-terminated strings inside the same block.
+        let path = unsafe {
+            let entry = *vec.add(sys::xs_watch_type_XS_WATCH_PATH as usize);
+            std::ffi::CStr::from_ptr(entry).to_bytes().to_vec()
+        };
+        // SAFETY: the block came from xs_check_watch's malloc; freed once.
+        unsafe { libc::free(vec.cast()) };
+        Ok(Some(path))
+    }
+}
+
+fn c_string(text: &str) -> io::Result<CString> {
+    CString::new(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
 impl Drop for Xenstore {
     fn drop(&mut self) {
         // SAFETY: raw came from xs_open and is closed once, here.

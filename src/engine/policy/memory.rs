@@ -24,7 +24,7 @@ fn free_pct(report: &GuestReport) -> Option<f64> {
 
 /// Whether a guest with `free_kb` of `total_kb` available is under
 /// pressure: below the percentage or below the absolute floor.
-fn under_pressure(policy: &HostPolicy, free_kb: KiB, total_kb: KiB) -> bool {
+pub(super) fn under_pressure(policy: &HostPolicy, free_kb: KiB, total_kb: KiB) -> bool {
     (free_kb as f64) < total_kb as f64 * policy.mem_pressure_free_pct / 100.0
         || free_kb < policy.mem_pressure_free_kb
 }

@@ -116,6 +116,7 @@ mod cpu;
 mod memory;
 mod spread;
 mod trend;
+mod urgency;
 mod validate;
 
 pub use validate::{domain_problems, host_problems};
@@ -130,6 +131,7 @@ use balloon::{BalloonWatch, FlagChange};
 use memory::UseTrend;
 use spread::Spread;
 use trend::Trend;
+pub use urgency::Urgency;
 
 /// Which control law decides: rex's own, or a baseline kept only to
 /// compare against (`rex simulate --policy`, `--compare`).
