@@ -44,18 +44,30 @@ const MAX_SPACING: Duration = Duration::from_millis(250);
 pub struct Reactions {
     /// When each domain's values were last looked at between ticks.
     looked: HashMap<DomId, Instant>,
-    /// Names of the domains of the last tick.
-    names: HashMap<DomId, String>,
+    /// Names of the domains of the last tick, with the tick that saw each.
+    names: HashMap<DomId, (String, u64)>,
+    generation: u64,
     pub counters: LoopCounters,
 }
 
 impl Reactions {
     /// The domains of the tick just run (their names, for the policy).
+    /// (A name is copied only when it is new for its domid: a tick of an
+    /// unchanged host allocates nothing here.)
     pub fn ticked<'a>(&mut self, domains: impl IntoIterator<Item = (DomId, &'a str)>) {
-        self.names.clear();
-        self.names
-            .extend(domains.into_iter().map(|(d, n)| (d, n.to_string())));
-        self.looked.retain(|d, _| self.names.contains_key(d));
+        self.generation += 1;
+        let generation = self.generation;
+        for (domid, name) in domains {
+            match self.names.get_mut(&domid) {
+                Some((known, seen)) if known == name => *seen = generation,
+                _ => {
+                    self.names.insert(domid, (name.to_string(), generation));
+                }
+            }
+        }
+        self.names.retain(|_, (_, seen)| *seen == generation);
+        let names = &self.names;
+        self.looked.retain(|d, _| names.contains_key(d));
     }
 
     /// Looks at the domains whose values changed (each at most once per
@@ -69,7 +81,7 @@ impl Reactions {
     ) -> Option<Reaction> {
         let mut found = None;
         for &domid in changed {
-            let Some(name) = self.names.get(&domid) else {
+            let Some((name, _)) = self.names.get(&domid) else {
                 continue;
             };
             if driver.engine().domain_policy(name).is_none() {
@@ -114,6 +126,19 @@ impl Reactions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_names_follow_the_last_tick() {
+        let mut r = Reactions::default();
+        r.ticked([(1, "vm1"), (2, "vm2")]);
+        r.looked.insert(2, Instant::now());
+        r.ticked([(1, "vm1"), (3, "vm3")]);
+        r.ticked([(1, "web"), (3, "vm3")]);
+        let mut names: Vec<_> = r.names.iter().map(|(d, (n, _))| (*d, n.as_str())).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec![(1, "web"), (3, "vm3")]);
+        assert!(r.looked.is_empty(), "domain 2 is gone");
+    }
 
     #[test]
     fn an_early_tick_keeps_a_quarter_interval_from_the_last() {

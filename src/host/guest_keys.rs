@@ -107,13 +107,20 @@ impl GuestKeys {
     }
 
     /// Falls back to polling (a watch could not be set or read): nothing
-    /// cached is trusted from now on.
-    pub fn poll_from_now(&mut self) {
+    /// cached is trusted from now on. Returns the domains that were
+    /// watched, whose watches are to be removed (their events would
+    /// otherwise pile up unread).
+    pub fn poll_from_now(&mut self) -> Vec<DomId> {
         self.mode = KeyMode::Poll;
-        for entry in self.domains.values_mut() {
-            entry.watched = false;
+        let mut watched = Vec::new();
+        for (&domid, entry) in &mut self.domains {
+            if std::mem::take(&mut entry.watched) {
+                watched.push(domid);
+            }
         }
         self.invalidate_all();
+        watched.sort_unstable();
+        watched
     }
 
     /// Every domain's keys are read again (events may have been lost).

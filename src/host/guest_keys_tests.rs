@@ -207,7 +207,7 @@ fn a_failed_read_is_tried_again_and_falling_back_to_polling_reads_all() {
         tick(&mut keys, &mut store, 3, SEC).mem_free_kb,
         Some(50_000)
     );
-    keys.poll_from_now();
+    assert_eq!(keys.poll_from_now(), vec![3], "its watches to remove");
     assert_eq!(keys.mode(), KeyMode::Poll);
     let before = store.reads;
     tick(&mut keys, &mut store, 3, 2 * SEC);

@@ -121,7 +121,26 @@ impl<C: Context> LibxlHost<C> {
     /// Polls the guests' keys every tick instead of watching them
     /// (`--poll`, for comparison).
     pub fn poll_keys(&mut self) {
-        self.keys.poll_from_now();
+        self.stop_watching(None);
+    }
+
+    /// Polls from now on, removing every watch set (and `half_set`'s, a
+    /// domain whose watches failed part way).
+    fn stop_watching(&mut self, half_set: Option<DomId>) {
+        let mut watched = self.keys.poll_from_now();
+        watched.extend(half_set);
+        self.unwatch(&watched);
+    }
+
+    fn unwatch(&self, domids: &[DomId]) {
+        let Some(xs) = &self.xenstore else { return };
+        for &domid in domids {
+            for path in watch_paths(domid) {
+                if let Err(e) = xs.unwatch(&path, WATCH_TOKEN) {
+                    log::debug!("unwatch {path}: {e}");
+                }
+            }
+        }
     }
 
     /// The domain's memory ceiling (the admin's `memory/static-max`, Xen's
@@ -143,17 +162,32 @@ impl<C: Context> LibxlHost<C> {
         (ceiling_kb, target_kb)
     }
 
+    /// A read of `domid`'s published values through `read` (a
+    /// [`GuestKeys`] method), with the domain's ceiling and the time now;
+    /// `None` without xenstore.
+    fn with_keys<T>(
+        &mut self,
+        domid: DomId,
+        read: impl FnOnce(&mut GuestKeys, &mut Xenstore, DomId, KiB, u64) -> std::io::Result<T>,
+    ) -> Result<Option<T>, HostError> {
+        let Some(xs) = &mut self.xenstore else {
+            return Ok(None);
+        };
+        let mem_max_kb = self.known.get(&domid).map(|k| k.max_kb).unwrap_or(0);
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        read(&mut self.keys, xs, domid, mem_max_kb, now_ns)
+            .map(Some)
+            .map_err(|e| HostError::GuestReport {
+                domid,
+                source: boxed(e),
+            })
+    }
+
     /// Watches the keys of domains seen for the first time; unwatches
     /// those gone. A watch that cannot be set turns watching off.
     fn update_watches(&mut self, gone: &[DomId]) {
+        self.unwatch(gone);
         let Some(xs) = &self.xenstore else { return };
-        for &domid in gone {
-            for path in watch_paths(domid) {
-                if let Err(e) = xs.unwatch(&path, WATCH_TOKEN) {
-                    log::debug!("unwatch {path}: {e}");
-                }
-            }
-        }
         for domid in self.keys.unwatched() {
             let set = watch_paths(domid)
                 .iter()
@@ -165,7 +199,7 @@ impl<C: Context> LibxlHost<C> {
                         "cannot watch {path} in xenstore ({e}): the guests' keys are read every \
                          tick from now on"
                     );
-                    self.keys.poll_from_now();
+                    self.stop_watching(Some(domid));
                     return;
                 }
             }
@@ -187,7 +221,7 @@ impl<C: Context> LibxlHost<C> {
                         "reading xenstore watch events failed ({e}): the guests' keys are read \
                          every tick from now on"
                     );
-                    self.keys.poll_from_now();
+                    self.stop_watching(None);
                     return;
                 }
             }
@@ -437,17 +471,8 @@ impl<C: Context> Host for LibxlHost<C> {
     }
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
-        let Some(xs) = &mut self.xenstore else {
-            return Ok(GuestReport::default());
-        };
-        let mem_max_kb = self.known.get(&domid).map(|k| k.max_kb).unwrap_or(0);
-        let now_ns = self.epoch.elapsed().as_nanos() as u64;
-        self.keys
-            .report(xs, domid, mem_max_kb, now_ns)
-            .map_err(|e| HostError::GuestReport {
-                domid,
-                source: boxed(e),
-            })
+        self.with_keys(domid, GuestKeys::report)
+            .map(Option::unwrap_or_default)
     }
 }
 
@@ -474,7 +499,7 @@ impl<C: Context> EventSource for LibxlHost<C> {
                 }
                 Some(Err(e)) => {
                     log::warn!("no xenstore watch fd ({e}): the guests' keys are read every tick");
-                    self.keys.poll_from_now();
+                    self.stop_watching(None);
                 }
                 None => {}
             }
@@ -500,17 +525,8 @@ impl<C: Context> EventSource for LibxlHost<C> {
         &mut self,
         domid: DomId,
     ) -> Result<Option<(GuestReport, GuestReport)>, HostError> {
-        let Some(xs) = &mut self.xenstore else {
-            return Ok(None);
-        };
-        let mem_max_kb = self.known.get(&domid).map(|k| k.max_kb).unwrap_or(0);
-        let now_ns = self.epoch.elapsed().as_nanos() as u64;
-        self.keys
-            .since_tick(xs, domid, mem_max_kb, now_ns)
-            .map_err(|e| HostError::GuestReport {
-                domid,
-                source: boxed(e),
-            })
+        self.with_keys(domid, GuestKeys::since_tick)
+            .map(Option::flatten)
     }
 
     fn key_counters(&self) -> KeyCounters {

@@ -24,8 +24,7 @@ impl Xenstore {
     /// The raw bytes at `path`, `None` when it does not exist. The value is
     /// whatever was written there: callers treat guest paths as untrusted.
     pub fn read(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
-        let cpath =
-            CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let cpath = c_string(path)?;
         let mut len: c_uint = 0;
         // SAFETY: the handle is open; XBT_NULL is "no transaction"; len is an
         // out-parameter. The result is malloc'd or NULL with errno set.
@@ -47,8 +46,7 @@ impl Xenstore {
     /// Writes `value` at `path` (dom0's own keys: rex writes nothing a
     /// guest owns).
     pub fn write(&self, path: &str, value: &[u8]) -> io::Result<()> {
-        let cpath =
-            CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let cpath = c_string(path)?;
         let len = c_uint::try_from(value.len())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: the handle is open; XBT_NULL; value is len readable bytes.
@@ -61,17 +59,12 @@ impl Xenstore {
                 len,
             )
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        errno_unless(ok)
     }
 
     /// Removes `path`; one that does not exist is already removed.
     pub fn remove(&self, path: &str) -> io::Result<()> {
-        let cpath =
-            CString::new(path).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let cpath = c_string(path)?;
         // SAFETY: the handle is open; XBT_NULL.
         if unsafe { sys::xs_rm(self.raw.as_ptr(), 0, cpath.as_ptr()) } {
             return Ok(());
@@ -91,22 +84,14 @@ impl Xenstore {
         let (cpath, ctoken) = (c_string(path)?, c_string(token)?);
         // SAFETY: the handle is open; both strings are NUL-terminated and
         // copied by libxenstore.
-        if unsafe { sys::xs_watch(self.raw.as_ptr(), cpath.as_ptr(), ctoken.as_ptr()) } {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        errno_unless(unsafe { sys::xs_watch(self.raw.as_ptr(), cpath.as_ptr(), ctoken.as_ptr()) })
     }
 
     /// Removes the watch set by [`Xenstore::watch`] with the same pair.
     pub fn unwatch(&self, path: &str, token: &str) -> io::Result<()> {
         let (cpath, ctoken) = (c_string(path)?, c_string(token)?);
         // SAFETY: as in watch.
-        if unsafe { sys::xs_unwatch(self.raw.as_ptr(), cpath.as_ptr(), ctoken.as_ptr()) } {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        errno_unless(unsafe { sys::xs_unwatch(self.raw.as_ptr(), cpath.as_ptr(), ctoken.as_ptr()) })
     }
 
     /// The fd that becomes readable when a watch event is pending (owned
@@ -147,6 +132,15 @@ impl Xenstore {
 
 fn c_string(text: &str) -> io::Result<CString> {
     CString::new(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// libxenstore's boolean result: false means errno says why.
+fn errno_unless(ok: bool) -> io::Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 impl Drop for Xenstore {
