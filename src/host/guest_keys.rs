@@ -132,8 +132,8 @@ impl GuestKeys {
     }
 
     /// The domain's entry, afresh when the domid now names another domain.
-    fn entry(&mut self, domid: DomId, uuid: [u8; 16]) -> &mut Entry {
-        let entry = self.domains.entry(domid).or_default();
+    fn entry(domains: &mut HashMap<DomId, Entry>, domid: DomId, uuid: [u8; 16]) -> &mut Entry {
+        let entry = domains.entry(domid).or_default();
         if entry.uuid != uuid {
             *entry = Entry {
                 uuid,
@@ -149,19 +149,16 @@ impl GuestKeys {
         store: &mut impl KeyStore,
         domid: DomId,
         uuid: [u8; 16],
-    ) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    ) -> (Option<&[u8]>, Option<&[u8]>) {
         let watching = self.mode == KeyMode::Watch;
-        let mut reads = 0;
-        let entry = self.entry(domid, uuid);
+        let entry = Self::entry(&mut self.domains, domid, uuid);
         if !entry.memory_current {
             entry.static_max = read_logged(store, domid, STATIC_MAX_KEY);
             entry.target = read_logged(store, domid, TARGET_KEY);
-            reads = 2;
+            self.counters.reads += 2;
             entry.memory_current = watching && entry.watched;
         }
-        let values = (entry.static_max.clone(), entry.target.clone());
-        self.counters.reads += reads;
-        values
+        (entry.static_max.as_deref(), entry.target.as_deref())
     }
 
     /// What the guest published, as a tick sees it (and remembers, to

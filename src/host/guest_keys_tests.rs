@@ -101,15 +101,15 @@ fn a_memory_event_rereads_the_target_and_ceiling_only() {
     tick(&mut keys, &mut store, 3, 0);
     store.set(3, TARGET_KEY, "196608");
     let before = store.reads;
-    assert_eq!(keys.memory(&mut store, 3, UUID).1, Some(b"131072".to_vec()));
+    assert_eq!(keys.memory(&mut store, 3, UUID).1, Some(&b"131072"[..]));
     assert!(keys.event(b"/local/domain/3/memory/target"));
     assert!(keys.take_changed().is_empty(), "not a guest's own value");
-    assert_eq!(keys.memory(&mut store, 3, UUID).1, Some(b"196608".to_vec()));
+    assert_eq!(keys.memory(&mut store, 3, UUID).1, Some(&b"196608"[..]));
     assert_eq!(store.reads - before, 2);
     // And rex's own write needs no event to be seen.
     store.set(3, TARGET_KEY, "200000");
     keys.wrote_memory(3);
-    assert_eq!(keys.memory(&mut store, 3, UUID).1, Some(b"200000".to_vec()));
+    assert_eq!(keys.memory(&mut store, 3, UUID).1, Some(&b"200000"[..]));
 }
 
 #[test]

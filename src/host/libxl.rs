@@ -154,11 +154,10 @@ impl<C: Context> LibxlHost<C> {
             None => (None, None),
         };
         let target_kb = target
-            .as_deref()
             .and_then(parse_target_kb)
             .or_else(|| self.ctx.memory_target_kb(d.domid).ok())
             .unwrap_or(d.current_memkb);
-        let ceiling_kb = memory_ceiling_kb(static_max.as_deref(), d.max_memkb, self.host_total_kb);
+        let ceiling_kb = memory_ceiling_kb(static_max, d.max_memkb, self.host_total_kb);
         (ceiling_kb, target_kb)
     }
 
