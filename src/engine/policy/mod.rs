@@ -121,6 +121,7 @@ mod validate;
 
 pub use validate::{domain_problems, host_problems};
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason, Shortfall};
@@ -244,6 +245,10 @@ impl std::error::Error for PolicyError {}
 struct Remembered {
     domid: DomId,
     name: String,
+    /// Its policy's index in the configuration, valid until the next
+    /// [`Policy::set_config`]: a steady domain is matched by the domid merge
+    /// alone, without hashing its name each tick.
+    policy_index: Option<usize>,
     cap: Trend,
     mem: Trend,
     missed_ticks: u32,
@@ -285,7 +290,8 @@ pub struct Policy {
 #[derive(Debug)]
 pub(super) struct Slot<'a> {
     pub usage: &'a Usage,
-    pub policy: &'a DomainPolicy,
+    /// Its policy, or a copy fitted to what the domain can take.
+    pub policy: Cow<'a, DomainPolicy>,
     pub sla_changed: bool,
     pub cap_trend: Trend,
     pub mem_trend: Trend,
@@ -319,6 +325,7 @@ pub(super) struct Slot<'a> {
     pub unmet_mem_kb: KiB,
     /// Carried over to the next tick's memory of this domain.
     remembered_name: String,
+    policy_index: usize,
     pub cap: Decision<u32>,
     pub mem: Decision<KiB>,
 }
@@ -402,25 +409,28 @@ impl Policy {
     /// Replaces the configuration (a reload). Cooldowns are kept; pending
     /// level changes of domains still configured are kept too.
     pub fn set_config(&mut self, config: PolicyConfig) {
-        self.by_name.clear();
+        let mut by_name = HashMap::with_capacity(config.domains.len());
         for (i, domain) in config.domains.iter().enumerate() {
             // With duplicate names (rejected by validate) the first one wins.
-            self.by_name.entry(domain.name.clone()).or_insert(i);
+            by_name.entry(domain.name.clone()).or_insert(i);
         }
-        let by_name = &self.by_name;
         self.sla_changed.retain(|name| by_name.contains_key(name));
         // A level changed by the reload is a new SLA level: applied at the
         // next tick as it is, up or down, as `set_level` does.
         for domain in &config.domains {
-            let changed = self.config.domains.iter().any(|old| {
-                old.name == domain.name
-                    && (old.guaranteed_cap() != domain.guaranteed_cap()
-                        || old.guaranteed_mem_kb() != domain.guaranteed_mem_kb())
+            let changed = self.domain(&domain.name).is_some_and(|old| {
+                old.guaranteed_cap() != domain.guaranteed_cap()
+                    || old.guaranteed_mem_kb() != domain.guaranteed_mem_kb()
             });
             if changed {
                 self.sla_changed.insert(domain.name.clone());
             }
         }
+        // The indices the last tick remembered are of the old configuration.
+        for remembered in &mut self.remembered {
+            remembered.policy_index = None;
+        }
+        self.by_name = by_name;
         self.config = config;
     }
 
@@ -447,21 +457,24 @@ impl Policy {
         // With two alive domains of one name (Xen forbids it), the lower
         // domid is managed and the other is not.
         let mut claimed = vec![false; self.config.domains.len()];
-        let mut previous = std::mem::take(&mut self.remembered).into_iter().peekable();
+        // Drained, not consumed: the buffer is refilled at the end of the
+        // tick, so a steady host allocates no new one each tick.
+        let mut remembered = std::mem::take(&mut self.remembered);
+        let mut previous = remembered.drain(..).peekable();
         let mut unmanaged_caps: u64 = 0;
-        // Managed domains with their index in the configuration and, for a
-        // policy asking more than the domain can take, a fitted copy.
-        let mut managed_rows: Vec<(&Usage, usize, Remembered)> = Vec::new();
-        let mut fitted_policies: Vec<Option<DomainPolicy>> = Vec::new();
+        let mut slots: Vec<Slot> = Vec::with_capacity(order.len());
         for u in order {
             if u.domid == 0 {
                 continue;
             }
-            let managed = self
-                .by_name
-                .get(u.name.as_str())
-                .copied()
-                .filter(|&i| !std::mem::replace(&mut claimed[i], true));
+            while previous.next_if(|r| r.domid < u.domid).is_some() {}
+            // A domid now used by a domain of another name starts afresh.
+            let known = previous.next_if(|r| r.domid == u.domid && r.name == u.name);
+            let index = match known.as_ref().and_then(|r| r.policy_index) {
+                Some(i) => Some(i),
+                None => self.by_name.get(u.name.as_str()).copied(),
+            };
+            let managed = index.filter(|&i| !std::mem::replace(&mut claimed[i], true));
             let Some(i) = managed else {
                 if u.sched.cap > 0 {
                     unmanaged_caps += u64::from(u.sched.cap);
@@ -475,46 +488,40 @@ impl Policy {
                 }
                 continue;
             };
-            while previous.next_if(|r| r.domid < u.domid).is_some() {}
-            // A domid now used by a domain of another name starts afresh.
-            let remembered = previous
-                .next_if(|r| r.domid == u.domid)
-                .filter(|r| r.name == u.name)
-                .unwrap_or_else(|| Remembered {
-                    domid: u.domid,
-                    name: u.name.clone(),
-                    cap: Trend::default(),
-                    mem: Trend::default(),
-                    missed_ticks: 0,
-                    last_response_ms: None,
-                    spread: Spread::default(),
-                    within_ticks: 0,
-                    lent: 0,
-                    give_back_floor: 0,
-                    headroom: 0,
-                    balloon: BalloonWatch::default(),
-                    use_trend: UseTrend::default(),
-                });
-            let fitted = validate::fit_to_domain(&self.config.domains[i], u).map(|(p, what)| {
-                if self.warned_misfit.insert(u.domid, tick).is_none() {
-                    log::warn!(
-                        "domain {} ({}): its policy asks for {what}: held within them",
-                        u.name,
-                        u.domid
-                    );
-                }
-                p
+            let remembered = known.unwrap_or_else(|| Remembered {
+                domid: u.domid,
+                name: u.name.clone(),
+                policy_index: None,
+                cap: Trend::default(),
+                mem: Trend::default(),
+                missed_ticks: 0,
+                last_response_ms: None,
+                spread: Spread::default(),
+                within_ticks: 0,
+                lent: 0,
+                give_back_floor: 0,
+                headroom: 0,
+                balloon: BalloonWatch::default(),
+                use_trend: UseTrend::default(),
             });
-            managed_rows.push((u, i, remembered));
-            fitted_policies.push(fitted);
-        }
-        let mut slots: Vec<Slot> = Vec::with_capacity(managed_rows.len());
-        // The rows are moved into the slots; the fitted copies stay behind
-        // for the slots to borrow.
-        for ((u, i, remembered), fitted) in managed_rows.into_iter().zip(&fitted_policies) {
+            // A policy asking more than the domain can take is held within it
+            // by a fitted copy.
+            let policy = match validate::fit_to_domain(&self.config.domains[i], u) {
+                None => Cow::Borrowed(&self.config.domains[i]),
+                Some((fitted, what)) => {
+                    if self.warned_misfit.insert(u.domid, tick).is_none() {
+                        log::warn!(
+                            "domain {} ({}): its policy asks for {what}: held within them",
+                            u.name,
+                            u.domid
+                        );
+                    }
+                    Cow::Owned(fitted)
+                }
+            };
             slots.push(Slot {
                 usage: u,
-                policy: fitted.as_ref().unwrap_or(&self.config.domains[i]),
+                policy,
                 sla_changed: !self.sla_changed.is_empty()
                     && self.sla_changed.contains(u.name.as_str()),
                 cap_trend: remembered.cap,
@@ -532,6 +539,7 @@ impl Policy {
                 unmet_cpu: 0,
                 unmet_mem_kb: 0,
                 remembered_name: remembered.name,
+                policy_index: i,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
             });
@@ -562,24 +570,24 @@ impl Policy {
                 self.sla_changed.remove(slot.usage.name.as_str());
             }
         }
-        self.remembered = slots
-            .into_iter()
-            .map(|slot| Remembered {
-                domid: slot.usage.domid,
-                name: slot.remembered_name,
-                cap: slot.cap_trend,
-                mem: slot.mem_trend,
-                missed_ticks: slot.missed_ticks,
-                last_response_ms: slot.last_response_ms,
-                spread: slot.spread,
-                within_ticks: slot.within_ticks,
-                lent: slot.lent,
-                give_back_floor: slot.give_back_floor,
-                headroom: slot.headroom,
-                balloon: slot.balloon,
-                use_trend: slot.use_trend,
-            })
-            .collect();
+        drop(previous);
+        remembered.extend(slots.into_iter().map(|slot| Remembered {
+            domid: slot.usage.domid,
+            name: slot.remembered_name,
+            policy_index: Some(slot.policy_index),
+            cap: slot.cap_trend,
+            mem: slot.mem_trend,
+            missed_ticks: slot.missed_ticks,
+            last_response_ms: slot.last_response_ms,
+            spread: slot.spread,
+            within_ticks: slot.within_ticks,
+            lent: slot.lent,
+            give_back_floor: slot.give_back_floor,
+            headroom: slot.headroom,
+            balloon: slot.balloon,
+            use_trend: slot.use_trend,
+        }));
+        self.remembered = remembered;
         plan
     }
 }
