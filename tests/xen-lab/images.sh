@@ -147,7 +147,7 @@ build_dom0_image() {
         echo stock > "$img/lab/xl-kind"
     fi
     copy_with_libs "$xl" "$bin/xl" "$img"
-    for b in xenstored xenconsoled xen-init-dom0; do
+    for b in xenstored xenconsoled xen-init-dom0 xenstore-control; do
         # Debian 13 moved xenstored out of the per-release directory.
         if [ -x "$cache$bin/$b" ]; then
             copy_with_libs "$cache$bin/$b" "$bin/$b" "$img"

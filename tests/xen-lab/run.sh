@@ -3,7 +3,7 @@
 # (TCG), run rex's experiments inside it and report the figures. Run as root.
 #
 #   tests/xen-lab/run.sh [--short|--full] [--xen 4.17|4.20] [--sched credit]
-#                        [--timeout SECONDS] [--allow-skip]
+#                        [--timeout SECONDS] [--allow-skip] [--only PHASE[:PHASE...]]
 #
 # --short (default, for CI): 40 s load phases, 12 timed reallocations each
 # way. --full: 60 s phases, 28 timed reallocations each way. --xen 4.20
@@ -15,6 +15,9 @@
 # Logs and results go to target/xen-lab/ (4.20: target/xen-lab/4.20/). Exit
 # status 0 only when every check passed; a skipped check counts as failed
 # unless --allow-skip, which lists each as `skipped: lab check NAME: why`.
+# --only (for developing a phase, not for CI): after the guests are up, runs
+# only the named phase functions of dom0/lab.sh (e.g. lifecycle:cpupool_check)
+# with a fixed 750 ms SLA instead of the decomposition's.
 set -euo pipefail
 
 # Everything is in main(), which bash parses whole before running it, so
@@ -27,6 +30,7 @@ main() {
     XEN_RELEASE=4.17
     ALLOW_SKIP=
     SCHED=
+    ONLY=
     while [ $# -gt 0 ]; do
         case $1 in
             --short) MODE=short ;;
@@ -35,6 +39,7 @@ main() {
             --allow-skip) ALLOW_SKIP=1 ;;
             --sched) SCHED=$2; shift ;;
             --timeout) TIMEOUT=$2; shift ;;
+            --only) ONLY=$2; shift ;;
             -h|--help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
             *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
         esac
@@ -164,7 +169,7 @@ main() {
         -nographic -no-reboot -nodefaults -serial stdio \
         -kernel "$OUT/xen.elf" \
         -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 noreboot${SCHED:+ sched=$SCHED}" \
-        -initrd "$OUT/cache/root/boot/vmlinuz-$kver console=hvc0 earlyprintk=xen rexlab.mode=$MODE,$OUT/dom0.cpio.gz" \
+        -initrd "$OUT/cache/root/boot/vmlinuz-$kver console=hvc0 earlyprintk=xen rexlab.mode=$MODE${ONLY:+ rexlab.only=$ONLY},$OUT/dom0.cpio.gz" \
         </dev/null >"$console" 2>&1 &
     QEMU_PID=$!
     set +e
@@ -179,7 +184,7 @@ main() {
     {
         echo "Xen lab, $MODE: $(date -u '+%Y-%m-%d %H:%M UTC'), $(qemu-system-x86_64 --version | head -n1),"
         echo "Xen $(sed -n 's/.*"xen":"\([^"]*\)".*/\1/p' "$results" | head -n1) ($(sed -n 's/.*"scheduler":"\([^"]*\)".*/\1/p' "$results" | head -n1)), dom0 and guests: Debian kernel $kver, xl: $(cat "$OUT/dom0-root/lab/xl-kind")."
-        echo "Command: \`tests/xen-lab/run.sh --$MODE$([ "$XEN_RELEASE" = 4.17 ] || echo " --xen $XEN_RELEASE")${SCHED:+ --sched $SCHED}\`; wall clock ${elapsed} s."
+        echo "Command: \`tests/xen-lab/run.sh --$MODE$([ "$XEN_RELEASE" = 4.17 ] || echo " --xen $XEN_RELEASE")${SCHED:+ --sched $SCHED}${ONLY:+ --only $ONLY}\`; wall clock ${elapsed} s."
         tr -d '\r' < "$console" | sed -n 's/^.*REXLAB-MD \(.*\)$/\1/p'
     } > "$OUT/summary-$LABEL.md"
     log "QEMU exited with status $qemu_status after ${elapsed}s in all"

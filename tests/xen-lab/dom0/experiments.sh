@@ -210,6 +210,7 @@ lifecycle() {
     fi
 
     xenstored_stall
+    xenstored_live_update
 
     stop_rex TERM
     status=$REX_STATUS
@@ -236,31 +237,6 @@ lifecycle() {
         check faults_sigkill false "rex run did not start"
     fi
     d1=$(domid_of vm1) && xenstore-rm "/local/domain/$d1/data/rex" 2> /dev/null
-}
-
-# xenstored_stall: xenstored stopped (SIGSTOP) for 8 s under the running
-# rex of lifecycle: every read rex makes blocks meanwhile. Once xenstored
-# answers again rex must tick on (its metrics file's tick count moves by 2
-# or more in the next 5 s) with every cap within bounds.
-xenstored_stall() {
-    local pid before after bad
-    pid=$(cat /run/xenstored.pid 2> /dev/null)
-    if [ -z "$pid" ] || ! kill -0 "$pid" 2> /dev/null; then
-        check faults_xenstored_stall false "no xenstored pid in /run/xenstored.pid"
-        return
-    fi
-    kill -STOP "$pid"
-    sleep 8
-    before=$(metric /tmp/life.out.prom xen_rex_ticks_total)
-    kill -CONT "$pid"
-    sleep 5
-    after=$(metric /tmp/life.out.prom xen_rex_ticks_total)
-    bad=$(caps_within_bounds)
-    if running "$REX_PID" && [ $((${after:-0} - ${before:-0})) -ge 2 ] && [ -z "$bad" ]; then
-        check faults_xenstored_stall true "xenstored stopped 8 s under rex: ticks ${before} -> ${after} in the 5 s after it answered again; caps within bounds"
-    else
-        check faults_xenstored_stall false "after xenstored's 8 s stop: rex alive $(running "$REX_PID" && echo yes || echo no), ticks ${before:-?} -> ${after:-?}, out of bounds: ${bad:-none}"
-    fi
 }
 
 # The guests in a cpupool of their own, with another scheduler than
