@@ -1,10 +1,13 @@
 //! CPU: scheduler caps of the managed domains within the host's pool, by
 //! rex's SLA-first law (the rules are in the module doc of `policy`).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use super::classes::{aim_ms, cap_kept, is_idle, Claim, Class, Donor};
 use super::trend::Direction;
 use super::Slot;
-use crate::engine::model::{HostInfo, Reason};
+use crate::engine::model::{DomId, HostInfo, Reason};
 use crate::engine::sla::HostPolicy;
 
 /// The CPU the managed domains share, percent of one pCPU: the guests'
@@ -253,6 +256,7 @@ fn serve(
 ) {
     let deadband = policy.deadband_cap.max(1);
     let anyone_missing = claims.iter().any(|c| c.class == Class::Missing);
+    let mut holders = HeadroomHolders::default();
     let mut start = 0;
     while start < claims.len() {
         let (class, priority) = (claims[start].class, claims[start].priority);
@@ -283,7 +287,14 @@ fn serve(
             let mut from = Vec::new();
             let need = claim.preempt.min(claim.want - got);
             if class == Class::Headroom && got < claim.want {
-                got += even_out_headroom(policy, slots, claim, claim.want - got, &mut from);
+                got += even_out_headroom(
+                    policy,
+                    slots,
+                    &mut holders,
+                    claim,
+                    claim.want - got,
+                    &mut from,
+                );
             } else if class != Class::Headroom && need > 0 {
                 let available: u32 = donors
                     .iter()
@@ -389,28 +400,17 @@ fn preempt(
 fn even_out_headroom(
     policy: &HostPolicy,
     slots: &mut [Slot],
+    holders: &mut HeadroomHolders,
     claim: &Claim,
     need: u32,
     from: &mut Vec<String>,
 ) -> u32 {
     let deadband = policy.deadband_cap.max(1);
-    let above = |s: &Slot| s.cap.to.saturating_sub(s.policy.guaranteed_cap());
-    let mine = above(&slots[claim.slot]);
-    let Some(donor) = (0..slots.len())
-        .filter(|&i| {
-            let s = &slots[i];
-            i != claim.slot
-                && s.policy.sla_ms.is_some()
-                && !s.cap.forced
-                && s.cap.reason.is_none()
-                && s.usage.has_cpu_sample
-                && is_idle(policy, s)
-        })
-        .max_by_key(|&i| (above(&slots[i]), std::cmp::Reverse(slots[i].usage.domid)))
-    else {
+    let mine = above_guarantee(&slots[claim.slot]);
+    let Some(donor) = holders.most(policy, slots, claim.slot) else {
         return 0;
     };
-    let theirs = above(&slots[donor]);
+    let theirs = above_guarantee(&slots[donor]);
     let take = (theirs.saturating_sub(mine) / 2).min(need);
     if take < deadband {
         return 0;
@@ -421,6 +421,55 @@ fn even_out_headroom(
     slot.cap.set(to, Reason::Preempted { by });
     from.push(slots[donor].usage.name.clone());
     take
+}
+
+fn above_guarantee(slot: &Slot) -> u32 {
+    slot.cap.to.saturating_sub(slot.policy.guaranteed_cap())
+}
+
+/// The idle SLA domains holding headroom that [`even_out_headroom`] may
+/// take from, most above its guarantee first (then the lowest domid). Made
+/// once per tick, at the first claim that needs it, instead of a scan of
+/// every slot for each claim: a domain drops out once anything changed its
+/// cap (it then has a reason), and until then what it holds is what it held
+/// when the heap was made.
+#[derive(Default)]
+pub(super) struct HeadroomHolders {
+    heap: Option<BinaryHeap<(u32, Reverse<DomId>, usize)>>,
+}
+
+impl HeadroomHolders {
+    fn most(&mut self, policy: &HostPolicy, slots: &[Slot], besides: usize) -> Option<usize> {
+        let heap = self.heap.get_or_insert_with(|| {
+            (0..slots.len())
+                .filter(|&i| {
+                    let s = &slots[i];
+                    s.policy.sla_ms.is_some()
+                        && !s.cap.forced
+                        && s.cap.reason.is_none()
+                        && s.usage.has_cpu_sample
+                        && is_idle(policy, s)
+                })
+                .map(|i| (above_guarantee(&slots[i]), Reverse(slots[i].usage.domid), i))
+                .collect()
+        });
+        let unchanged = |i: usize| !slots[i].cap.forced && slots[i].cap.reason.is_none();
+        while heap.peek().is_some_and(|&(_, _, i)| !unchanged(i)) {
+            heap.pop();
+        }
+        let top = heap.pop()?;
+        if top.2 != besides {
+            heap.push(top);
+            return Some(top.2);
+        }
+        // The claimer itself holds the most: the next one, if any.
+        while heap.peek().is_some_and(|&(_, _, i)| !unchanged(i)) {
+            heap.pop();
+        }
+        let next = heap.peek().map(|&(_, _, i)| i);
+        heap.push(top);
+        next
+    }
 }
 
 /// A domain that has missed its SLA for more than two intervals and can

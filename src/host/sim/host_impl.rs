@@ -50,9 +50,7 @@ impl Host for SimHost {
 
     fn sched_params(&mut self, domid: DomId) -> Result<SchedParams, HostError> {
         // A dying domain still has its parameters, as in Xen.
-        self.domains
-            .iter()
-            .find(|d| d.domid == domid)
+        self.by_domid(domid)
             .map(|d| d.sched)
             .ok_or(HostError::NoSuchDomain(domid))
     }
@@ -94,17 +92,16 @@ impl Host for SimHost {
 
     fn guest_report(&mut self, domid: DomId) -> Result<GuestReport, HostError> {
         let now_ns = self.now_ns;
+        let host_mem_kb = self.host_mem_kb;
         let domain = self
-            .domains
-            .iter_mut()
-            .find(|d| d.domid == domid)
+            .by_domid_mut(domid)
             .ok_or(HostError::NoSuchDomain(domid))?;
         if !domain.state.is_alive() {
             // A dying guest's xenstore directory is going away.
             return Ok(GuestReport::default());
         }
         let values = Self::published(domain, now_ns);
-        let max_kb = domain.ceiling_kb(self.host_mem_kb);
+        let max_kb = domain.ceiling_kb(host_mem_kb);
         Ok(values.report(&mut domain.heartbeat, domid, max_kb, now_ns))
     }
 }
