@@ -83,7 +83,7 @@ pub(super) fn judge(
 ) -> Option<FlagChange> {
     let target = slot.usage.mem_target_kb;
     let current = slot.usage.mem_current_kb;
-    let watch = &mut slot.balloon;
+    let watch = &mut slot.carried.balloon;
     if let State::Uncooperative { until_tick } = watch.state {
         if tick < until_tick {
             return None;

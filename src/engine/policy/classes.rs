@@ -225,9 +225,9 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
         let response = slot.usage.report.response_ms;
         match response {
             Some(r) if !idle && slot.usage.has_cpu_sample => {
-                slot.spread.record(slot.usage.sched.cap, r)
+                slot.carried.spread.record(slot.usage.sched.cap, r)
             }
-            _ if idle => slot.spread.clear(),
+            _ if idle => slot.carried.spread.clear(),
             _ => {}
         }
         // Seconds at this cap may well land above the SLA although their
@@ -236,14 +236,14 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             && slot
                 .policy
                 .sla_ms
-                .is_some_and(|sla| slot.spread.at_risk(sla));
+                .is_some_and(|sla| slot.carried.spread.at_risk(sla));
         let clearly_within = match (slot.policy.sla_ms, response) {
             (Some(sla), Some(r)) => r <= aim_ms(policy, sla) * GIVE_BACK_BELOW && !at_risk,
             _ => false,
         };
         // Counts this tick: a non-zero count means clearly within now.
-        slot.within_ticks = if clearly_within {
-            slot.within_ticks.saturating_add(1)
+        slot.carried.within_ticks = if clearly_within {
+            slot.carried.within_ticks.saturating_add(1)
         } else {
             0
         };
@@ -254,8 +254,8 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             (Some(sla), Some(r)) => r > sla && !idle && slot.usage.has_cpu_sample,
             _ => false,
         };
-        slot.missed_ticks = if missing {
-            slot.missed_ticks.saturating_add(1)
+        slot.carried.missed_ticks = if missing {
+            slot.carried.missed_ticks.saturating_add(1)
         } else {
             0
         };
@@ -266,13 +266,14 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
         // Above the aim right after a raise, and falling, is the backlog of
         // the lower cap draining: it says that cap was not enough, not this
         // one (a miss counts against this one at once).
-        let falling = matches!((slot.last_response_ms, response), (Some(p), Some(r)) if r < p);
-        let just_raised = slot.cap_trend.raised_since(tick.saturating_sub(2)) && falling;
+        let falling =
+            matches!((slot.carried.last_response_ms, response), (Some(p), Some(r)) if r < p);
+        let just_raised = slot.carried.cap_trend.raised_since(tick.saturating_sub(2)) && falling;
         if above_aim || at_risk {
             // This cap was not enough for the aim (or not for every second):
             // giving back to it would bring the same response back.
             let cap = if just_raised && !missing && !at_risk {
-                slot.spread.previous_cap()
+                slot.carried.spread.previous_cap()
             } else {
                 slot.usage.sched.cap
             };
@@ -290,31 +291,32 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
                 // how far off this cap is.
                 floor = floor.max(cap_needed(cap, r, aim_ms(policy, sla)));
             }
-            slot.give_back_floor = slot.give_back_floor.max(floor);
+            slot.carried.give_back_floor = slot.carried.give_back_floor.max(floor);
         } else if idle {
             // The load fell: what it needed before says nothing now. (A
             // low response right after a raise does not say so: it is the
             // raise working.)
-            slot.give_back_floor = 0;
+            slot.carried.give_back_floor = 0;
         }
         if slot.cap.forced || !slot.usage.has_cpu_sample || !slot.can_grow() {
-            slot.last_response_ms = response;
+            slot.carried.last_response_ms = response;
             continue;
         }
         let cap = slot.cap.to;
         let sla_ms = slot.policy.sla_ms.unwrap_or(f64::INFINITY);
         let aim = aim_ms(policy, sla_ms);
         let grows = slot
+            .carried
             .cap_trend
             .allows(Direction::Up, tick, policy.cooldown_ticks);
-        let previous = std::mem::replace(&mut slot.last_response_ms, response);
-        let settling = slot.cap_trend.raised_since(tick.saturating_sub(1))
+        let previous = std::mem::replace(&mut slot.carried.last_response_ms, response);
+        let settling = slot.carried.cap_trend.raised_since(tick.saturating_sub(1))
             || matches!((previous, response), (Some(p), Some(r)) if r <= 0.9 * p);
         let room = slot.policy.cap_ceiling() - cap;
         let (class, want, preempt) = match response {
             _ if missing => {
                 let r = response.unwrap_or(sla_ms);
-                let preempt = step_for_error(policy, cap, r / aim, slot.missed_ticks);
+                let preempt = step_for_error(policy, cap, r / aim, slot.carried.missed_ticks);
                 (Class::Missing, policy.max_step_cap.max(1), preempt)
             }
             // Near is the softer signal: two ticks in a row above the aim,
@@ -360,7 +362,7 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             want: want.min(room),
             preempt: preempt.min(room),
             settling,
-            persistent: slot.missed_ticks > 2,
+            persistent: slot.carried.missed_ticks > 2,
             response_ms: response.unwrap_or(0.0),
             sla_ms,
             aim_ms: aim,
@@ -413,7 +415,9 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
             // An idle one gives in the spare tier, keeping what it uses.
             (None, _) if !idle => floors[Donor::BEST_EFFORT] = Some(guaranteed),
             (None, _) => {}
-            (Some(sla), Some(r)) if r <= aim_ms(policy, sla) && !slot.spread.at_risk(sla) => {
+            (Some(sla), Some(r))
+                if r <= aim_ms(policy, sla) && !slot.carried.spread.at_risk(sla) =>
+            {
                 let kept = cap_kept(cap, r, aim_ms(policy, sla)).max(guaranteed);
                 if r <= aim_ms(policy, sla) / 2.0 && !idle {
                     floors[Donor::SPARE] = Some(kept);

@@ -52,19 +52,20 @@ fn record_loans(slots: &mut [Slot]) {
         let current = slot.usage.sched.cap;
         let to = slot.cap.to;
         if to > current {
-            slot.lent = slot.lent.saturating_sub(to - current);
+            slot.carried.lent = slot.carried.lent.saturating_sub(to - current);
             if slot.cap.reason == Some(Reason::Headroom) {
-                slot.headroom = slot.headroom.saturating_add(to - current);
+                slot.carried.headroom = slot.carried.headroom.saturating_add(to - current);
             }
         } else if to < current {
             let lost = current - to;
             if matches!(slot.cap.reason, Some(Reason::Preempted { .. })) {
                 // Headroom taken back was the pool's, not a loan.
-                let of_headroom = lost.min(slot.headroom);
-                slot.lent = slot.lent.saturating_add(lost - of_headroom);
+                let of_headroom = lost.min(slot.carried.headroom);
+                slot.carried.lent = slot.carried.lent.saturating_add(lost - of_headroom);
             }
         }
-        slot.headroom = slot
+        slot.carried.headroom = slot
+            .carried
             .headroom
             .min(to.saturating_sub(slot.policy.guaranteed_cap()));
     }
@@ -83,15 +84,17 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
             let (sla, r) = (slot.policy.sla_ms?, slot.usage.report.response_ms?);
             let unchanged = slot.cap.reason.is_none() && slot.usage.has_cpu_sample;
             // The last change must have had a cooldown to show its effect.
-            let settled = slot
-                .cap_trend
-                .allows(Direction::Down, tick, policy.cooldown_ticks)
-                && !slot
+            let settled =
+                slot.carried
                     .cap_trend
-                    .changed_after(tick.saturating_sub(u64::from(policy.cooldown_ticks)));
+                    .allows(Direction::Down, tick, policy.cooldown_ticks)
+                    && !slot
+                        .carried
+                        .cap_trend
+                        .changed_after(tick.saturating_sub(u64::from(policy.cooldown_ticks)));
             // Good news must last: clearly within the aim (this tick
             // included) for longer than a cooldown.
-            let lasting = slot.within_ticks > policy.cooldown_ticks;
+            let lasting = slot.carried.within_ticks > policy.cooldown_ticks;
             let above = slot.cap.to > slot.policy.guaranteed_cap();
             (unchanged && settled && lasting && above).then(|| (i, r, aim_ms(policy, sla)))
         })
@@ -112,7 +115,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
                     s.cap.reason.is_none() && is_idle(policy, s) && s.policy.sla_ms.is_none();
                 let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
                 if unchanged {
-                    u64::from(s.lent.min(room))
+                    u64::from(s.carried.lent.min(room))
                 } else {
                     0
                 }
@@ -126,7 +129,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         let cap = slot.cap.to;
         let kept = cap_kept(cap, response_ms, aim)
             .max(slot.policy.guaranteed_cap())
-            .max(slot.give_back_floor);
+            .max(slot.carried.give_back_floor);
         // Near the knee of a closed loop a few points move the response a
         // lot: within sight of the aim, give back a deadband at a time.
         let step = if response_ms > aim / 2.0 {
@@ -174,7 +177,8 @@ fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         } else {
             Direction::Down
         };
-        slot.cap_trend
+        slot.carried
+            .cap_trend
             .record(direction, tick, policy.cooldown_ticks);
     }
 }

@@ -124,9 +124,10 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             continue;
         }
         slot.balloon_flag = super::balloon::judge(policy, slot, free_mem_kb, tick);
-        slot.use_trend
+        slot.carried
+            .use_trend
             .record(slot.usage.mem_used_kb, deadband, tick);
-        if slot.balloon.is_uncooperative() {
+        if slot.carried.balloon.is_uncooperative() {
             continue;
         }
         let ceiling = slot.policy.mem_ceiling_kb();
@@ -177,6 +178,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         if let Some(free_pct) = free.filter(|_| pressed) {
             let limit = ceiling.min(domain_max);
             let allowed = slot
+                .carried
                 .mem_trend
                 .allows(Direction::Up, tick, policy.cooldown_ticks);
             if current < limit && allowed {
@@ -200,8 +202,9 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
             continue;
         };
         if current > guaranteed
-            && !slot.use_trend.rising(policy, tick)
+            && !slot.carried.use_trend.rising(policy, tick)
             && slot
+                .carried
                 .mem_trend
                 .allows(Direction::Down, tick, policy.cooldown_ticks)
         {
@@ -222,7 +225,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     // SLA domains, and domains without an SLA; by priority within each.
     grows.sort_by_key(|g| {
         let slot = &slots[g.slot];
-        let class = match (slot.policy.sla_ms, slot.missed_ticks) {
+        let class = match (slot.policy.sla_ms, slot.carried.missed_ticks) {
             (Some(_), missed) if missed > 0 => 0,
             (Some(_), _) => 1,
             (None, _) => 2,
@@ -241,7 +244,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     // target was set back to what it holds.)
     let outstanding: KiB = slots
         .iter()
-        .filter(|s| !s.balloon.is_uncooperative())
+        .filter(|s| !s.carried.balloon.is_uncooperative())
         .map(|s| s.usage.mem_target_kb.saturating_sub(s.usage.mem_current_kb))
         .sum();
     let mut budget = free_mem_kb
@@ -263,7 +266,7 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         let short = wanted - amount;
         slot.unmet_mem_kb = short;
         unmet = unmet.saturating_add(short);
-        if short > 0 && slot.policy.sla_ms.is_some() && slot.missed_ticks > 0 {
+        if short > 0 && slot.policy.sla_ms.is_some() && slot.carried.missed_ticks > 0 {
             unmet_missing = unmet_missing.saturating_add(short);
             first_missing.get_or_insert_with(|| slot.usage.name.clone());
         }
@@ -316,11 +319,13 @@ fn preempt(policy: &HostPolicy, slots: &mut [Slot], mut need: KiB, by: &str, tic
         .enumerate()
         .filter_map(|(i, s)| {
             let current = s.usage.mem_target_kb;
-            let untouched = s.mem.to == current && !s.mem.forced && !s.balloon.is_uncooperative();
-            let may_shrink = s
-                .mem_trend
-                .allows(Direction::Down, tick, policy.cooldown_ticks);
-            let rising = s.use_trend.rising(policy, tick);
+            let untouched =
+                s.mem.to == current && !s.mem.forced && !s.carried.balloon.is_uncooperative();
+            let may_shrink =
+                s.carried
+                    .mem_trend
+                    .allows(Direction::Down, tick, policy.cooldown_ticks);
+            let rising = s.carried.use_trend.rising(policy, tick);
             if s.policy.sla_ms.is_some() || !untouched || !may_shrink || rising {
                 return None;
             }
@@ -359,7 +364,8 @@ fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         } else {
             Direction::Down
         };
-        slot.mem_trend
+        slot.carried
+            .mem_trend
             .record(direction, tick, policy.cooldown_ticks);
     }
 }

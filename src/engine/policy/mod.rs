@@ -240,59 +240,17 @@ impl std::fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-/// What the policy remembers of a managed domain between ticks.
+/// What the policy remembers of a managed domain between ticks: its slot's
+/// state, updated in place during a tick (a slot borrows it rather than
+/// copying it in and out).
 #[derive(Debug, Clone)]
-struct Remembered {
+pub(super) struct Carried {
     domid: DomId,
     name: String,
     /// Its policy's index in the configuration, valid until the next
     /// [`Policy::set_config`]: a steady domain is matched by the domid merge
     /// alone, without hashing its name each tick.
     policy_index: Option<usize>,
-    cap: Trend,
-    mem: Trend,
-    missed_ticks: u32,
-    last_response_ms: Option<f64>,
-    spread: Spread,
-    within_ticks: u32,
-    lent: u32,
-    give_back_floor: u32,
-    headroom: u32,
-    balloon: BalloonWatch,
-    use_trend: UseTrend,
-}
-
-/// The decision maker; keeps per-domain cooldowns between ticks.
-#[derive(Debug)]
-pub struct Policy {
-    config: PolicyConfig,
-    /// Index of each domain's policy in `config.domains`, by name; built
-    /// once per configuration so a tick never scans the configuration.
-    by_name: HashMap<String, usize>,
-    /// Domains whose level changed at run time, applied at the next tick.
-    sla_changed: HashSet<String>,
-    /// Managed domains of the last tick, sorted by domid: a tick merges
-    /// them with the (sorted) usage, with no hashing.
-    remembered: Vec<Remembered>,
-    /// Uncapped unmanaged guests already warned about, with the tick they
-    /// were last seen (so a domain that comes back is warned about again).
-    warned_uncapped: HashMap<DomId, u64>,
-    /// Managed domains whose policy asks more than they can take, already
-    /// warned about, with the tick they were last seen so.
-    warned_misfit: HashMap<DomId, u64>,
-    /// Whether the last tick found the guarantees larger than the pool.
-    over_committed: bool,
-    tick: u64,
-    law: Law,
-}
-
-/// One managed domain during one tick: its inputs and what was decided.
-#[derive(Debug)]
-pub(super) struct Slot<'a> {
-    pub usage: &'a Usage,
-    /// Its policy, or a copy fitted to what the domain can take.
-    pub policy: Cow<'a, DomainPolicy>,
-    pub sla_changed: bool,
     pub cap_trend: Trend,
     pub mem_trend: Trend,
     /// Ticks in a row the domain has been missing its SLA.
@@ -315,17 +273,70 @@ pub(super) struct Slot<'a> {
     pub headroom: u32,
     /// Whether its balloon follows its target.
     pub balloon: BalloonWatch,
-    /// The uncooperative flag to publish this tick, when it changes.
-    pub balloon_flag: Option<FlagChange>,
     /// How its guest's memory use has moved (a rising one is not shrunk).
     pub use_trend: UseTrend,
+}
+
+impl Carried {
+    fn new(domid: DomId, name: String) -> Self {
+        Self {
+            domid,
+            name,
+            policy_index: None,
+            cap_trend: Trend::default(),
+            mem_trend: Trend::default(),
+            missed_ticks: 0,
+            last_response_ms: None,
+            spread: Spread::default(),
+            within_ticks: 0,
+            lent: 0,
+            give_back_floor: 0,
+            headroom: 0,
+            balloon: BalloonWatch::default(),
+            use_trend: UseTrend::default(),
+        }
+    }
+}
+
+/// The decision maker; keeps per-domain cooldowns between ticks.
+#[derive(Debug)]
+pub struct Policy {
+    config: PolicyConfig,
+    /// Index of each domain's policy in `config.domains`, by name; built
+    /// once per configuration so a tick never scans the configuration.
+    by_name: HashMap<String, usize>,
+    /// Domains whose level changed at run time, applied at the next tick.
+    sla_changed: HashSet<String>,
+    /// Managed domains of the last tick, sorted by domid: a tick merges
+    /// them with the (sorted) usage, with no hashing.
+    remembered: Vec<Carried>,
+    /// Uncapped unmanaged guests already warned about, with the tick they
+    /// were last seen (so a domain that comes back is warned about again).
+    warned_uncapped: HashMap<DomId, u64>,
+    /// Managed domains whose policy asks more than they can take, already
+    /// warned about, with the tick they were last seen so.
+    warned_misfit: HashMap<DomId, u64>,
+    /// Whether the last tick found the guarantees larger than the pool.
+    over_committed: bool,
+    tick: u64,
+    law: Law,
+}
+
+/// One managed domain during one tick: its inputs and what was decided.
+#[derive(Debug)]
+pub(super) struct Slot<'a> {
+    pub usage: &'a Usage,
+    /// Its policy, or a copy fitted to what the domain can take.
+    pub policy: Cow<'a, DomainPolicy>,
+    pub sla_changed: bool,
+    /// What the policy remembers of it between ticks.
+    pub carried: &'a mut Carried,
+    /// The uncooperative flag to publish this tick, when it changes.
+    pub balloon_flag: Option<FlagChange>,
     /// Cap points it asked for this tick and did not get (see [`Shortfall`]).
     pub unmet_cpu: u32,
     /// Memory it asked for this tick beyond what the host had free.
     pub unmet_mem_kb: KiB,
-    /// Carried over to the next tick's memory of this domain.
-    remembered_name: String,
-    policy_index: usize,
     pub cap: Decision<u32>,
     pub mem: Decision<KiB>,
 }
@@ -457,25 +468,33 @@ impl Policy {
         // With two alive domains of one name (Xen forbids it), the lower
         // domid is managed and the other is not.
         let mut claimed = vec![false; self.config.domains.len()];
-        // Drained, not consumed: the buffer is refilled at the end of the
-        // tick, so a steady host allocates no new one each tick.
-        let mut remembered = std::mem::take(&mut self.remembered);
-        let mut previous = remembered.drain(..).peekable();
+        let mut carried = std::mem::take(&mut self.remembered);
+        // Each managed domain with its policy and the remembered entry it
+        // continues, if any, in domid order (as `carried` is).
+        let mut managed: Vec<(&Usage, usize, Option<usize>)> = Vec::with_capacity(order.len());
+        let mut next = 0;
         let mut unmanaged_caps: u64 = 0;
-        let mut slots: Vec<Slot> = Vec::with_capacity(order.len());
         for u in order {
             if u.domid == 0 {
                 continue;
             }
-            while previous.next_if(|r| r.domid < u.domid).is_some() {}
+            while carried.get(next).is_some_and(|c| c.domid < u.domid) {
+                next += 1;
+            }
             // A domid now used by a domain of another name starts afresh.
-            let known = previous.next_if(|r| r.domid == u.domid && r.name == u.name);
-            let index = match known.as_ref().and_then(|r| r.policy_index) {
+            let known = carried
+                .get(next)
+                .is_some_and(|c| c.domid == u.domid && c.name == u.name)
+                .then_some(next);
+            if known.is_some() {
+                next += 1;
+            }
+            let index = match known.and_then(|k| carried[k].policy_index) {
                 Some(i) => Some(i),
                 None => self.by_name.get(u.name.as_str()).copied(),
             };
-            let managed = index.filter(|&i| !std::mem::replace(&mut claimed[i], true));
-            let Some(i) = managed else {
+            let managed_index = index.filter(|&i| !std::mem::replace(&mut claimed[i], true));
+            let Some(i) = managed_index else {
                 if u.sched.cap > 0 {
                     unmanaged_caps += u64::from(u.sched.cap);
                 } else if self.warned_uncapped.insert(u.domid, tick).is_none() {
@@ -488,22 +507,26 @@ impl Policy {
                 }
                 continue;
             };
-            let remembered = known.unwrap_or_else(|| Remembered {
-                domid: u.domid,
-                name: u.name.clone(),
-                policy_index: None,
-                cap: Trend::default(),
-                mem: Trend::default(),
-                missed_ticks: 0,
-                last_response_ms: None,
-                spread: Spread::default(),
-                within_ticks: 0,
-                lent: 0,
-                give_back_floor: 0,
-                headroom: 0,
-                balloon: BalloonWatch::default(),
-                use_trend: UseTrend::default(),
-            });
+            managed.push((u, i, known));
+        }
+        // A steady host continues every entry in place; only a tick where
+        // domains came, went or changed hands moves them.
+        let in_place = managed.len() == carried.len()
+            && managed.iter().enumerate().all(|(at, m)| m.2 == Some(at));
+        if !in_place {
+            let mut old: Vec<Option<Carried>> = carried.into_iter().map(Some).collect();
+            carried = managed
+                .iter()
+                .map(|&(u, _, known)| {
+                    known
+                        .and_then(|k| old[k].take())
+                        .unwrap_or_else(|| Carried::new(u.domid, u.name.clone()))
+                })
+                .collect();
+        }
+        let mut slots: Vec<Slot> = Vec::with_capacity(managed.len());
+        for (&(u, i, _), carried) in managed.iter().zip(carried.iter_mut()) {
+            carried.policy_index = Some(i);
             // A policy asking more than the domain can take is held within it
             // by a fitted copy.
             let policy = match validate::fit_to_domain(&self.config.domains[i], u) {
@@ -524,22 +547,10 @@ impl Policy {
                 policy,
                 sla_changed: !self.sla_changed.is_empty()
                     && self.sla_changed.contains(u.name.as_str()),
-                cap_trend: remembered.cap,
-                mem_trend: remembered.mem,
-                missed_ticks: remembered.missed_ticks,
-                last_response_ms: remembered.last_response_ms,
-                spread: remembered.spread,
-                within_ticks: remembered.within_ticks,
-                lent: remembered.lent,
-                give_back_floor: remembered.give_back_floor,
-                headroom: remembered.headroom,
-                balloon: remembered.balloon,
+                carried,
                 balloon_flag: None,
-                use_trend: remembered.use_trend,
                 unmet_cpu: 0,
                 unmet_mem_kb: 0,
-                remembered_name: remembered.name,
-                policy_index: i,
                 cap: Decision::keep(u.sched.cap),
                 mem: Decision::keep(u.mem_target_kb),
             });
@@ -570,24 +581,8 @@ impl Policy {
                 self.sla_changed.remove(slot.usage.name.as_str());
             }
         }
-        drop(previous);
-        remembered.extend(slots.into_iter().map(|slot| Remembered {
-            domid: slot.usage.domid,
-            name: slot.remembered_name,
-            policy_index: Some(slot.policy_index),
-            cap: slot.cap_trend,
-            mem: slot.mem_trend,
-            missed_ticks: slot.missed_ticks,
-            last_response_ms: slot.last_response_ms,
-            spread: slot.spread,
-            within_ticks: slot.within_ticks,
-            lent: slot.lent,
-            give_back_floor: slot.give_back_floor,
-            headroom: slot.headroom,
-            balloon: slot.balloon,
-            use_trend: slot.use_trend,
-        }));
-        self.remembered = remembered;
+        drop(slots);
+        self.remembered = carried;
         plan
     }
 }
