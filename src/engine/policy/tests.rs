@@ -923,3 +923,43 @@ fn preemption_leaves_donors_alike_level_whatever_their_rooms() {
     );
     assert_eq!(super::cpu::level_caps(0, &[30, 20], &[5, 7], 0), vec![0, 0]);
 }
+
+#[test]
+fn idle_sla_domains_even_out_the_headroom_they_hold_when_the_pool_is_empty() {
+    // One pCPU, all of it held: "big" holds 40 above its guarantee as
+    // headroom, "a" and "b" none. "a" (served first among the takers) gets
+    // half the difference from "big"; "b" then finds no holder whose cap
+    // has not moved this tick, and nothing else moves.
+    let mut policy = Policy::new(config(vec![
+        managed("big", 20),
+        managed("a", 20),
+        managed("b", 20),
+    ]));
+    let rows = [
+        usage(2, "big", 60, 1.0),
+        usage(3, "a", 20, 1.0),
+        usage(4, "b", 20, 1.0),
+    ];
+    let plan = policy.decide(&host(1, 0), &rows);
+    assert_eq!(cap_change(&plan, "big"), Some((60, 40)), "{plan:?}");
+    assert_eq!(cap_change(&plan, "a"), Some((20, 40)), "{plan:?}");
+    assert_eq!(cap_change(&plan, "b"), None, "{plan:?}");
+}
+
+#[test]
+fn of_two_idle_domains_holding_as_much_headroom_the_lower_domid_gives() {
+    let mut policy = Policy::new(config(vec![
+        managed("first", 20),
+        managed("second", 20),
+        managed("small", 20),
+    ]));
+    let rows = [
+        usage(3, "second", 40, 1.0),
+        usage(2, "first", 40, 1.0),
+        usage(4, "small", 20, 1.0),
+    ];
+    let plan = policy.decide(&host(1, 0), &rows);
+    assert_eq!(cap_change(&plan, "first"), Some((40, 30)), "{plan:?}");
+    assert_eq!(cap_change(&plan, "small"), Some((20, 30)), "{plan:?}");
+    assert_eq!(cap_change(&plan, "second"), None, "{plan:?}");
+}
