@@ -2,9 +2,10 @@
 //! simulated host at 10 to 10,000 domains, with the host's calls counted:
 //! what rex asks of a host per tick when nothing changes, and when 1% of
 //! the guests change their load every tick. Prints, side by side, the
-//! calls per tick by kind, the libxl calls they are on the libxl backend
-//! (`src/host/libxl.rs`) and the hypercalls those make (the table below,
-//! from Xen 4.17's libxl and libxc), and the CPU time of a tick.
+//! calls per tick by kind, the hypercalls and xenstore requests the libxl
+//! calls they are on the libxl backend (`src/host/libxl.rs`) make (the
+//! `cost` table below, from Xen 4.17's libxl and libxc), and the CPU time
+//! of a tick.
 //!
 //! The simulator's own work (advancing its model between ticks) is not
 //! timed. Guest reports are counted as calls here; the xenstore requests
@@ -26,28 +27,40 @@ use rex::host::{Host, HostError};
 const MIB: KiB = 1024;
 const SEC: u64 = 1_000_000_000;
 
-/// Hypercalls (privcmd ioctls) of each libxl call the libxl backend makes
-/// for a `Host` call, on Xen 4.17, credit2, a PV domU, the success path.
-mod hypercalls {
-    /// `list_domains`: libxl_list_domain, one XEN_SYSCTL_getdomaininfolist
-    /// per 1024 domains ([`list`]).
-    pub fn list(domains: u64) -> u64 {
-        domains.div_ceil(1024).max(1)
+/// What each `Host` call of the libxl backend costs on Xen 4.17 (credit or
+/// credit2, a PV domU, the success path): hypercalls (privcmd ioctls) and
+/// the xenstore requests libxl itself makes, read from libxl and libxc at
+/// RELEASE-4.17.7 (tools/libs/light, tools/libs/ctrl). The guests' keys
+/// rex reads itself are not here: `benches/keys.rs` counts those (none a
+/// domain when nothing changed, with watches).
+mod cost {
+    /// `list_domains`: libxl_list_domain fetches 1,024 domains a
+    /// getdomaininfolist sysctl until one returns none, and asks FLASK for
+    /// each domain's security label (one xsm_op each, made even without
+    /// FLASK). The names and memory keys come from rex's caches.
+    pub fn list_hypercalls(domains: u64) -> u64 {
+        domains.div_ceil(1024) + 1 + domains
     }
-    /// `host_info`: libxl_get_physinfo (1 sysctl), libxl_get_free_memory
-    /// (1 physinfo sysctl), libxl_cpupool_info (1 cpupool sysctl).
-    pub const HOST_INFO: u64 = 3;
-    /// `sched_params`: libxl_domain_sched_params_get: the domain's
-    /// scheduler (1 getdomaininfo domctl, 1 cpupool sysctl) and its
-    /// parameters (1 scheduler_op domctl).
-    pub const SCHED_GET: u64 = 3;
-    /// `set_cap`/`set_weight`: libxl_domain_sched_params_set: the
-    /// scheduler as above (2), libxl's own get of the other field (1), the
-    /// set (1).
-    pub const SCHED_SET: u64 = 4;
-    /// `set_memory_target`: libxl_set_memory_target with enforce: the
-    /// domain's info (1 domctl) and its new maximum (1 max_mem domctl).
-    pub const MEM_SET: u64 = 2;
+    /// `host_info`: libxl_get_physinfo (physinfo sysctl and two sharing
+    /// memory_ops), libxl_get_free_memory (the same three again),
+    /// libxl_cpupool_info (one cpupool sysctl, and the pool's name from
+    /// xenstore).
+    pub const HOST_INFO: (u64, u64) = (7, 1);
+    /// `sched_params`: libxl_domain_sched_params_get finds the domain's
+    /// scheduler (getdomaininfolist, cpupool sysctl, the pool's name from
+    /// xenstore), then one scheduler_op domctl.
+    pub const SCHED_GET: (u64, u64) = (3, 1);
+    /// `set_cap`/`set_weight`: libxl_domain_sched_params_set with the
+    /// scheduler left for libxl to find (as above: 2 and the pool's name),
+    /// then getdomaininfolist, its own get of the other field and the set.
+    pub const SCHED_SET: (u64, u64) = (5, 1);
+    /// `set_memory_target` (enforce): libxl_set_memory_target locks the
+    /// domain's userdata and reads its configuration (domain info three
+    /// times, two FLASK labels), sets the maximum (max_mem domctl) and
+    /// reads the domain once more (and its label); in xenstore, a
+    /// transaction reading target, static-max and videoram and writing
+    /// the target and the /vm copy.
+    pub const MEM_SET: (u64, u64) = (8, 8);
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -63,24 +76,33 @@ struct Calls {
 }
 
 impl Calls {
-    fn hypercalls(&self) -> u64 {
-        hypercalls::list(self.listed) * self.list
-            + hypercalls::HOST_INFO * self.host_info
-            + hypercalls::SCHED_GET * self.sched_get
-            + hypercalls::SCHED_SET * self.sched_set
-            + hypercalls::MEM_SET * self.mem_set
+    /// Hypercalls and libxl's own xenstore requests, by [`cost`].
+    fn cost(&self) -> (u64, u64) {
+        let by = |(h, x): (u64, u64), n: u64| (h * n, x * n);
+        let parts = [
+            (cost::list_hypercalls(self.listed) * self.list, 0),
+            by(cost::HOST_INFO, self.host_info),
+            by(cost::SCHED_GET, self.sched_get),
+            by(cost::SCHED_SET, self.sched_set),
+            by(cost::MEM_SET, self.mem_set),
+        ];
+        parts
+            .iter()
+            .fold((0, 0), |(h, x), &(dh, dx)| (h + dh, x + dx))
     }
 
-    /// Lists, host reads, scheduler reads, guest reports and hypercalls,
-    /// each per tick.
-    fn per_tick(self, ticks: u64) -> [f64; 5] {
+    /// Lists, host reads, scheduler reads, guest reports, hypercalls and
+    /// libxl's xenstore requests, each per tick.
+    fn per_tick(self, ticks: u64) -> [f64; 6] {
         let t = ticks as f64;
+        let (hypercalls, xenstore) = self.cost();
         [
             self.list as f64 / t,
             self.host_info as f64 / t,
             self.sched_get as f64 / t,
             self.guest_report as f64 / t,
-            self.hypercalls() as f64 / t,
+            hypercalls as f64 / t,
+            xenstore as f64 / t,
         ]
     }
 }
@@ -183,7 +205,7 @@ fn host_of(domains: usize) -> (SimHost, PolicyConfig) {
 }
 
 struct Run {
-    calls: [f64; 5],
+    calls: [f64; 6],
     tick: Duration,
     changes: f64,
 }
@@ -241,15 +263,15 @@ fn main() {
     // `cargo bench` passes --bench; a filter, if given, is ignored.
     println!(
         "| domains | load | lists | host_info | sched reads | guest reports | changes | \
-         hypercalls (model) | per domain | tick ms |"
+         hypercalls | a domain | libxl's xenstore requests | a domain | tick ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (domains, ticks) in [(10usize, 200u64), (100, 100), (1_000, 30), (10_000, 8)] {
         for churn in [false, true] {
             let r = run(domains, ticks, churn);
             let c = r.calls;
             println!(
-                "| {domains} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2} | {:.3} |",
+                "| {domains} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} | {:.3} |",
                 if churn { "1% change" } else { "steady" },
                 c[0],
                 c[1],
@@ -258,6 +280,8 @@ fn main() {
                 r.changes,
                 c[4],
                 c[4] / domains as f64,
+                c[5],
+                c[5] / domains as f64,
                 r.tick.as_secs_f64() * 1e3,
             );
         }
