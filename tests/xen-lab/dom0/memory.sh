@@ -243,6 +243,8 @@ reaction_time() {
         }
     ' /tmp/mem-watch.log)
     if [ -z "$line" ]; then
+        # For diagnosis: what the watcher logged of vm3.
+        grep "/local/domain/$3/" /tmp/mem-watch.log | head -n 60 | sed 's/^/lab: watch /'
         check memory_grown_within_two_intervals false "no pressure-to-target pair in the watch log ($(wc -l < /tmp/mem-watch.log) events)"
         return
     fi
