@@ -438,7 +438,7 @@ fn above_guarantee(slot: &Slot) -> u32 {
 /// cap (it then has a reason), and until then what it holds is what it held
 /// when the heap was made.
 #[derive(Default)]
-pub(super) struct HeadroomHolders {
+struct HeadroomHolders {
     heap: Option<BinaryHeap<(u32, Reverse<DomId>, usize)>>,
 }
 

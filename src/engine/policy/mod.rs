@@ -591,20 +591,15 @@ impl Policy {
 /// over-committed mid-way), weights, balloon flags, then every memory shrink
 /// before any grow. The slots' reasons are moved into the changes.
 fn build_plan(slots: &mut [Slot]) -> Plan {
-    // Groups in the order they are applied.
-    const CAP_DOWN: u8 = 0;
-    const CAP_UP: u8 = 1;
-    const WEIGHT: u8 = 2;
-    const FLAG: u8 = 3;
-    const MEM_DOWN: u8 = 4;
-    const MEM_UP: u8 = 5;
-    // Which change of which slot, in slot order within a group: small
-    // entries sorted stably, then each change built once in its place.
-    let mut order: Vec<(u8, u32)> = Vec::new();
+    let mut cap_down = Vec::new();
+    let mut cap_up = Vec::new();
+    let mut weights = Vec::new();
+    let mut flags = Vec::new();
+    let mut mem_down = Vec::new();
+    let mut mem_up = Vec::new();
     let mut shortfalls = Vec::new();
-    for (i, slot) in slots.iter().enumerate() {
+    for slot in slots.iter_mut() {
         let u = slot.usage;
-        let at = i as u32;
         if slot.unmet_cpu > 0 || slot.unmet_mem_kb > 0 {
             shortfalls.push(Shortfall {
                 domid: u.domid,
@@ -613,75 +608,60 @@ fn build_plan(slots: &mut [Slot]) -> Plan {
                 mem_kb: slot.unmet_mem_kb,
             });
         }
+        let change = |action, reason| Change {
+            domid: u.domid,
+            name: u.name.clone(),
+            action,
+            reason,
+        };
         let (from, to) = (u.sched.cap, slot.cap.to);
-        if slot.cap.reason.is_some() && to != from {
-            // From uncapped (0) to any cap is a decrease.
-            let group = if from == 0 || to < from {
-                CAP_DOWN
-            } else {
-                CAP_UP
-            };
-            order.push((group, at));
+        if to != from {
+            if let Some(reason) = slot.cap.reason.take() {
+                // From uncapped (0) to any cap is a decrease.
+                let list = if from == 0 || to < from {
+                    &mut cap_down
+                } else {
+                    &mut cap_up
+                };
+                list.push(change(Action::Cap { from, to }, reason));
+            }
         }
-        if u.sched.weight != weight_of(slot) {
-            order.push((WEIGHT, at));
+        let weight = weight_of(slot);
+        if u.sched.weight != weight {
+            weights.push(change(
+                Action::Weight {
+                    from: u.sched.weight,
+                    to: weight,
+                },
+                Reason::Guarantee,
+            ));
         }
-        if slot.balloon_flag.is_some() {
-            order.push((FLAG, at));
+        if let Some(flag) = slot.balloon_flag.take() {
+            flags.push(change(
+                Action::BalloonFlag {
+                    uncooperative: flag.uncooperative,
+                },
+                flag.reason,
+            ));
         }
         let (from, to) = (u.mem_target_kb, slot.mem.to);
-        if slot.mem.reason.is_some() && to != from {
-            order.push((if to < from { MEM_DOWN } else { MEM_UP }, at));
+        if to != from {
+            if let Some(reason) = slot.mem.reason.take() {
+                let list = if to < from {
+                    &mut mem_down
+                } else {
+                    &mut mem_up
+                };
+                list.push(change(Action::Memory { from, to }, reason));
+            }
         }
     }
-    order.sort_by_key(|&(group, _)| group);
-    let changes = order
-        .into_iter()
-        .map(|(group, at)| {
-            let slot = &mut slots[at as usize];
-            let u = slot.usage;
-            let (action, reason) = match group {
-                CAP_DOWN | CAP_UP => (
-                    Action::Cap {
-                        from: u.sched.cap,
-                        to: slot.cap.to,
-                    },
-                    slot.cap.reason.take(),
-                ),
-                WEIGHT => (
-                    Action::Weight {
-                        from: u.sched.weight,
-                        to: weight_of(slot),
-                    },
-                    Some(Reason::Guarantee),
-                ),
-                FLAG => {
-                    let flag = slot.balloon_flag.take();
-                    (
-                        Action::BalloonFlag {
-                            uncooperative: flag.as_ref().is_some_and(|f| f.uncooperative),
-                        },
-                        flag.map(|f| f.reason),
-                    )
-                }
-                _ => (
-                    Action::Memory {
-                        from: u.mem_target_kb,
-                        to: slot.mem.to,
-                    },
-                    slot.mem.reason.take(),
-                ),
-            };
-            Change {
-                domid: u.domid,
-                name: u.name.clone(),
-                action,
-                // Each entry's reason was there when it was listed, and is
-                // taken once.
-                reason: reason.unwrap_or(Reason::Guarantee),
-            }
-        })
-        .collect();
+    let mut changes = cap_down;
+    changes.extend(cap_up);
+    changes.extend(weights);
+    changes.extend(flags);
+    changes.extend(mem_down);
+    changes.extend(mem_up);
     Plan {
         changes,
         shortfalls,
