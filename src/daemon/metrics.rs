@@ -376,7 +376,7 @@ impl Metrics {
             "# HELP xen_rex_early_ticks_total Ticks run before their time because a guest published memory pressure or an SLA miss.\n\
              # TYPE xen_rex_early_ticks_total counter\n\
              xen_rex_early_ticks_total {}\n\
-             # HELP xen_rex_reactions_limited_total Guest changes left to the next tick: the guest had been looked at less than an interval before.\n\
+             # HELP xen_rex_reactions_limited_total Guest changes left to the next tick: the guest had been looked at less than a quarter interval before, or had made for an early tick less than an interval before.\n\
              # TYPE xen_rex_reactions_limited_total counter\n\
              xen_rex_reactions_limited_total {}\n\
              # HELP xen_rex_xenstore_reads_total xenstore reads of the domains' keys.\n\

@@ -31,11 +31,11 @@ pub(crate) struct Script {
     /// ... and writes its keys again at every poll after it.
     flood: bool,
     /// What vm1 published, and what the last tick read of it.
-    published: GuestReport,
-    ticked: GuestReport,
+    pub(crate) published: GuestReport,
+    pub(crate) ticked: GuestReport,
     pending_changes: Vec<DomId>,
     /// since_tick calls (reads between ticks).
-    looks: u32,
+    pub(crate) looks: u32,
 }
 
 pub(crate) struct ScriptedHost(pub(crate) Script);
@@ -594,7 +594,7 @@ fn a_policy_the_host_cannot_hold_is_refused_at_its_line_at_start_and_on_reload()
 }
 
 /// vm1 under memory pressure, as its agent would publish it.
-fn pressure() -> GuestReport {
+pub(crate) fn pressure() -> GuestReport {
     GuestReport {
         mem_free_kb: Some(1024),
         mem_total_kb: Some(100 * 1024),
