@@ -51,9 +51,10 @@ mod cost {
     /// xenstore), then one scheduler_op domctl.
     pub const SCHED_GET: (u64, u64) = (3, 1);
     /// `set_cap`/`set_weight`: libxl_domain_sched_params_set with the
-    /// scheduler left for libxl to find (as above: 2 and the pool's name),
-    /// then getdomaininfolist, its own get of the other field and the set.
-    pub const SCHED_SET: (u64, u64) = (5, 1);
+    /// scheduler the tick's read found (left unknown, libxl would find it
+    /// again: 2 more and the pool's name), then getdomaininfolist, its own
+    /// get of the other field and the set.
+    pub const SCHED_SET: (u64, u64) = (3, 0);
     /// `set_memory_target` (enforce): libxl_set_memory_target locks the
     /// domain's userdata and reads its configuration (domain info three
     /// times, two FLASK labels), sets the maximum (max_mem domctl) and

@@ -1,6 +1,7 @@
 //! The floor under one in-process cap change: the bare libxl call rex makes
-//! for it (`libxl_domain_sched_params_set` with only the cap set), timed in
-//! a loop on a real Xen host. The Xen lab reports rex's own reallocation
+//! for it (`libxl_domain_sched_params_set` with only the cap and the
+//! domain's scheduler set, as read once before), timed in a loop on a real
+//! Xen host. The Xen lab reports rex's own reallocation
 //! time as a ratio of this.
 //!
 //! cargo run --release --example sched_floor -- DOMID [N]
@@ -40,25 +41,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn set_cap(ctx: &Ctx, domid: u32, cap: i32) -> Result<(), rex::xl::XlError> {
+fn set_cap(ctx: &Ctx, domid: u32, scheduler: i32, cap: i32) -> Result<(), rex::xl::XlError> {
     let mut params = DomainSchedParams::new();
+    params.set_scheduler(scheduler);
     params.set_cap(cap);
     ctx.set_domain_sched_params(domid, &params)
 }
 
 fn run(domid: u32, count: usize) -> Result<String, rex::xl::XlError> {
     let ctx = Ctx::new()?;
-    let original = ctx.domain_sched_params(domid)?.cap();
+    let read = ctx.domain_sched_params(domid)?;
+    let (original, scheduler) = (read.cap(), read.scheduler());
     // An uncapped domain (0) is toggled between 10 and 20.
     let low = original.max(10);
     let mut micros = Vec::with_capacity(count);
     for i in 0..count {
         let cap = if i % 2 == 0 { low + 10 } else { low };
         let start = Instant::now();
-        set_cap(&ctx, domid, cap)?;
+        set_cap(&ctx, domid, scheduler, cap)?;
         micros.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    set_cap(&ctx, domid, original)?;
+    set_cap(&ctx, domid, scheduler, original)?;
     micros.sort_by(f64::total_cmp);
     let mean = micros.iter().sum::<f64>() / count as f64;
     let at = |q: f64| micros[((count - 1) as f64 * q).round() as usize];

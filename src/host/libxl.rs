@@ -227,12 +227,19 @@ impl<C: Context> LibxlHost<C> {
         }
     }
 
-    /// One libxl call: fields left at their defaults (and the scheduler
-    /// left unknown) keep the domain's values, as `xl sched-credit -c`
-    /// does; libxl reads the rest itself, so rex does not read first.
-    fn set_sched(&mut self, domid: DomId, params: &DomainSchedParams) -> Result<(), HostError> {
+    /// One libxl call: fields left at their defaults keep the domain's
+    /// values, as `xl sched-credit -c` does, so rex does not read first.
+    /// The scheduler is the one libxl found at this tick's read, which
+    /// spares libxl finding it again (a domain read, a cpupool read and the
+    /// pool's name from xenstore); unknown (not read since the last list),
+    /// libxl finds it. A domain moved to another pool in between is
+    /// refused by Xen (another scheduler) and set at the next tick.
+    fn set_sched(&mut self, domid: DomId, mut params: DomainSchedParams) -> Result<(), HostError> {
+        if let Some(scheduler) = self.known.get(&domid).and_then(|k| k.scheduler) {
+            params.set_scheduler(scheduler);
+        }
         self.ctx
-            .set_domain_sched_params(domid, params)
+            .set_domain_sched_params(domid, &params)
             .map_err(|e| HostError::SetSched {
                 domid,
                 source: boxed(e),
@@ -277,6 +284,9 @@ struct Known {
     name: Option<String>,
     max_kb: KiB,
     cpupool: u32,
+    /// The scheduler libxl found for the domain at this tick's read of
+    /// its parameters, given back to libxl when setting them.
+    scheduler: Option<i32>,
 }
 
 impl Known {
@@ -340,6 +350,7 @@ impl<C: Context> Host for LibxlHost<C> {
                     name: name.clone(),
                     max_kb: mem_max_kb,
                     cpupool: d.cpupool,
+                    scheduler: None,
                 },
             );
             out.push(DomainInfo {
@@ -409,6 +420,9 @@ impl<C: Context> Host for LibxlHost<C> {
                 domid,
                 source: boxed(e),
             })?;
+        if let Some(known) = self.known.get_mut(&domid) {
+            known.scheduler = Some(params.scheduler());
+        }
         Ok(SchedParams {
             weight: params.weight().max(0) as u32,
             cap: params.cap().max(0) as u32,
@@ -418,13 +432,13 @@ impl<C: Context> Host for LibxlHost<C> {
     fn set_cap(&mut self, domid: DomId, cap: u32) -> Result<(), HostError> {
         let mut params = DomainSchedParams::new();
         params.set_cap(sched_int(domid, "cap", cap)?);
-        self.set_sched(domid, &params)
+        self.set_sched(domid, params)
     }
 
     fn set_weight(&mut self, domid: DomId, weight: u32) -> Result<(), HostError> {
         let mut params = DomainSchedParams::new();
         params.set_weight(sched_int(domid, "weight", weight)?);
-        self.set_sched(domid, &params)
+        self.set_sched(domid, params)
     }
 
     fn set_memory_target(&mut self, domid: DomId, target_kb: KiB) -> Result<(), HostError> {
@@ -566,6 +580,7 @@ mod tests {
             name: Some("vm5".into()),
             max_kb: 0,
             cpupool: 0,
+            scheduler: None,
         };
         assert_eq!(known.name_for(&[1; 16]), Some("vm5"));
         // domid reused by another domain: ask libxl again

@@ -85,6 +85,16 @@ impl DomainSchedParams {
     pub fn set_cap(&mut self, cap: i32) {
         self.raw.cap = cap;
     }
+
+    /// The scheduler (`LIBXL_SCHEDULER_UNKNOWN` after init: libxl then
+    /// finds the domain's own, at a domain read and a cpupool read).
+    pub fn scheduler(&self) -> i32 {
+        self.raw.sched as i32
+    }
+
+    pub fn set_scheduler(&mut self, scheduler: i32) {
+        self.raw.sched = scheduler as _;
+    }
 }
 
 idl_owner!(

@@ -376,7 +376,8 @@ control_check() {
 
 # floor_phase: the in-process floor. sched_floor (examples/sched_floor.rs)
 # times the bare libxl call rex makes for one cap change
-# (libxl_domain_sched_params_set, cap only) 200 times on vm1; exp2's
+# (libxl_domain_sched_params_set, the cap and the scheduler read once
+# before) 200 times on vm1; exp2's
 # `xl rex` reallocation is reported as a ratio of it (goal: within 1.5x).
 # Then rex's own CPU time per tick at 1 s and 100 ms intervals.
 floor_phase() {
@@ -389,7 +390,7 @@ floor_phase() {
         mean=$(json_num "$line" mean_us)
         emit "{\"floor\":\"libxl_domain_sched_params_set\",\"scheduler\":\"${XL_SCHED#sched-}\",${line#\{}"
         md ""
-        md "Bare \`libxl_domain_sched_params_set\` (cap only, ${XL_SCHED#sched-}), $(json_num "$line" n) calls: mean $mean µs, median $(json_num "$line" median_us) µs, p95 $(json_num "$line" p95_us) µs, min $(json_num "$line" min_us) µs."
+        md "Bare \`libxl_domain_sched_params_set\` (cap and scheduler, ${XL_SCHED#sched-}), $(json_num "$line" n) calls: mean $mean µs, median $(json_num "$line" median_us) µs, p95 $(json_num "$line" p95_us) µs, min $(json_num "$line" min_us) µs."
         if [ -n "${EXP2_MEAN_xl:-}" ] && fle 0.000001 "$mean"; then
             ratio=$(awk -v a="$EXP2_MEAN_xl" -v b="$mean" 'BEGIN { printf "%.2f", a * 1000 / b }')
             goal="within"
