@@ -100,28 +100,33 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         })
         .collect();
     givers.sort_by(|a, b| (a.1 / a.2).total_cmp(&(b.1 / b.2)));
+    if givers.is_empty() {
+        return;
+    }
+    // What each lender is owed, once for all the givers: a busy lender
+    // claims for itself, an idle one never would, and what an idle SLA
+    // domain holds above its guarantee is headroom that any claim takes
+    // back (it is owed nothing). A lender leaves the list once it is paid
+    // (its cap then has a reason); the others' debts do not move meanwhile.
+    let mut lenders: Vec<(usize, u64)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let unchanged =
+                s.cap.reason.is_none() && is_idle(policy, s) && s.policy.sla_ms.is_none();
+            let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
+            let owed = u64::from(s.carried.lent.min(room));
+            (unchanged && owed > 0).then_some((i, owed))
+        })
+        .collect();
+    // The largest debts first; among equal ones, from the slot `tick` (mod
+    // the slots) on, so the remainder of a level drain falls on another
+    // domain each tick.
+    let n = slots.len();
+    let first = tick as usize % n;
+    lenders.sort_by_key(|&(i, owed)| (Reverse(owed), (i + n - first) % n));
+    let mut owed_total: u64 = lenders.iter().map(|&(_, owed)| owed).sum();
     for (giver, response_ms, aim) in givers {
-        let owed: Vec<u64> = slots
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                if i == giver {
-                    return 0;
-                }
-                // A busy lender claims for itself; an idle one never would.
-                // What an idle SLA domain holds above its guarantee is
-                // headroom that any claim takes back: it is owed nothing.
-                let unchanged =
-                    s.cap.reason.is_none() && is_idle(policy, s) && s.policy.sla_ms.is_none();
-                let room = s.policy.cap_ceiling().saturating_sub(s.cap.to);
-                if unchanged {
-                    u64::from(s.carried.lent.min(room))
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let owed_total: u64 = owed.iter().sum();
         if owed_total < u64::from(deadband) {
             return;
         }
@@ -143,17 +148,32 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         }
         let name = slot.usage.name.clone();
         // The largest debts first, leaving what is still owed level.
-        let gets = level_drain(give, &owed, tick as usize);
-        let mut to_names = Vec::new();
-        for (i, got) in gets.into_iter().enumerate() {
+        let owed: Vec<u64> = lenders.iter().map(|&(_, owed)| owed).collect();
+        let gets = level_drain_sorted(give, &owed);
+        let mut paid = Vec::new();
+        for (&(i, _), &got) in lenders.iter().zip(&gets) {
             if got > 0 {
-                let lender = &mut slots[i];
-                // got ≤ owed, a u32.
-                let to = lender.cap.to + got as u32;
-                lender.cap.set(to, Reason::Restored { by: name.clone() });
-                to_names.push(lender.usage.name.clone());
+                paid.push((i, got));
             }
         }
+        // Paid in slot order, as the names of those paid are listed.
+        paid.sort_unstable_by_key(|&(i, _)| i);
+        let mut to_names = Vec::with_capacity(paid.len());
+        for &(i, got) in &paid {
+            let lender = &mut slots[i];
+            // got ≤ owed, a u32.
+            let to = lender.cap.to + got as u32;
+            lender.cap.set(to, Reason::Restored { by: name.clone() });
+            to_names.push(lender.usage.name.clone());
+        }
+        let mut gets = gets.into_iter();
+        lenders.retain(|&(_, owed)| {
+            let got = gets.next().unwrap_or(0);
+            if got > 0 {
+                owed_total -= owed;
+            }
+            got == 0
+        });
         slots[giver].cap.set(
             cap - give as u32,
             Reason::Returned {
@@ -501,45 +521,40 @@ fn evict_best_effort(slots: &mut [Slot], claims: &[Claim]) {
     }
 }
 
-/// Takes `amount` from donors with `rooms`, highest room first, leaving
-/// their rooms as level as possible. Among equal rooms the remainder falls
-/// first on the donor at index `first` and those after it (in turn, so a
-/// tick-by-tick caller spreads it evenly instead of always on the same
-/// domain). O(n log n).
-pub(super) fn level_drain(amount: u64, rooms: &[u64], first: usize) -> Vec<u64> {
+/// Takes `amount` from donors whose `rooms` are sorted highest first,
+/// leaving their rooms as level as possible; among equal rooms the
+/// remainder falls on the earlier ones. The takes, in the same order.
+/// O(n) for n donors (plus the sort the caller made).
+pub(super) fn level_drain_sorted(amount: u64, rooms: &[u64]) -> Vec<u64> {
     let mut takes = vec![0u64; rooms.len()];
     let total: u64 = rooms.iter().sum();
     let mut left = amount.min(total);
     if left == 0 {
         return takes;
     }
-    let mut order: Vec<usize> = (0..rooms.len()).filter(|&i| rooms[i] > 0).collect();
-    let n = rooms.len();
-    let first = first % n;
-    order.sort_by_key(|&i| (std::cmp::Reverse(rooms[i]), (i + n - first) % n));
     // Find the level L such that Σ max(0, room − L) ≥ left, lowest first.
     let mut k = 0; // donors above the level being considered
-    let mut level = rooms[order[0]];
+    let mut level = rooms[0];
     while left > 0 {
-        while k < order.len() && rooms[order[k]] >= level {
+        while k < rooms.len() && rooms[k] >= level {
             k += 1;
         }
-        let next = if k < order.len() { rooms[order[k]] } else { 0 };
+        let next = if k < rooms.len() { rooms[k] } else { 0 };
         let step = (level - next) * k as u64;
         if step >= left {
             // Lower the top k by left / k, the remainder one each.
             let per = left / k as u64;
             let extra = left % k as u64;
-            for (n, &i) in order[..k].iter().enumerate() {
+            for (n, take) in takes[..k].iter_mut().enumerate() {
                 let target = level - per - u64::from((n as u64) < extra);
-                takes[i] = rooms[i] - target;
+                *take = rooms[n] - target;
             }
             left = 0;
         } else {
             left -= step;
             level = next;
-            for &i in &order[..k] {
-                takes[i] = rooms[i] - level;
+            for (take, room) in takes[..k].iter_mut().zip(rooms) {
+                *take = room - level;
             }
         }
     }
