@@ -8,7 +8,9 @@
 //!
 //! Toggles the domain's cap between its present value and 10 points more,
 //! N times (default 200), restores it, and prints one JSON object: the
-//! count and the mean, median, p95 and minimum of one call, µs.
+//! count and the mean, median, p95 and minimum of one call, µs; and, timed
+//! alternately with it, the mean and median of the same call with the
+//! scheduler left for libxl to find (`found_*`).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -54,21 +56,37 @@ fn run(domid: u32, count: usize) -> Result<String, rex::xl::XlError> {
     let (original, scheduler) = (read.cap(), read.scheduler());
     // An uncapped domain (0) is toggled between 10 and 20.
     let low = original.max(10);
-    let mut micros = Vec::with_capacity(count);
+    // Side by side, alternating: the scheduler given (rex's call) and left
+    // for libxl to find (what rex did before, and what `xl sched-*` does).
+    let unknown = DomainSchedParams::new().scheduler();
+    let mut given = Vec::with_capacity(count);
+    let mut found = Vec::with_capacity(count);
     for i in 0..count {
         let cap = if i % 2 == 0 { low + 10 } else { low };
-        let start = Instant::now();
-        set_cap(&ctx, domid, scheduler, cap)?;
-        micros.push(start.elapsed().as_secs_f64() * 1e6);
+        let (first, second) = if i % 2 == 0 {
+            (scheduler, unknown)
+        } else {
+            (unknown, scheduler)
+        };
+        for sched in [first, second] {
+            let start = Instant::now();
+            set_cap(&ctx, domid, sched, cap)?;
+            let us = start.elapsed().as_secs_f64() * 1e6;
+            if sched == scheduler { &mut given } else { &mut found }.push(us);
+        }
     }
     set_cap(&ctx, domid, scheduler, original)?;
-    micros.sort_by(f64::total_cmp);
-    let mean = micros.iter().sum::<f64>() / count as f64;
-    let at = |q: f64| micros[((count - 1) as f64 * q).round() as usize];
+    let (mean, median, p95, min) = summary(&mut given);
+    let (found_mean, found_median, ..) = summary(&mut found);
     Ok(format!(
-        "{{\"n\":{count},\"mean_us\":{mean:.1},\"median_us\":{:.1},\"p95_us\":{:.1},\"min_us\":{:.1}}}",
-        at(0.5),
-        at(0.95),
-        micros[0]
+        "{{\"n\":{count},\"mean_us\":{mean:.1},\"median_us\":{median:.1},\"p95_us\":{p95:.1},\"min_us\":{min:.1},\"found_mean_us\":{found_mean:.1},\"found_median_us\":{found_median:.1}}}"
     ))
+}
+
+/// Mean, median, p95 and minimum.
+fn summary(micros: &mut [f64]) -> (f64, f64, f64, f64) {
+    micros.sort_by(f64::total_cmp);
+    let n = micros.len();
+    let at = |q: f64| micros[((n - 1) as f64 * q).round() as usize];
+    (micros.iter().sum::<f64>() / n as f64, at(0.5), at(0.95), micros[0])
 }

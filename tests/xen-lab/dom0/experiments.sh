@@ -390,7 +390,7 @@ floor_phase() {
         mean=$(json_num "$line" mean_us)
         emit "{\"floor\":\"libxl_domain_sched_params_set\",\"scheduler\":\"${XL_SCHED#sched-}\",${line#\{}"
         md ""
-        md "Bare \`libxl_domain_sched_params_set\` (cap and scheduler, ${XL_SCHED#sched-}), $(json_num "$line" n) calls: mean $mean µs, median $(json_num "$line" median_us) µs, p95 $(json_num "$line" p95_us) µs, min $(json_num "$line" min_us) µs."
+        md "Bare \`libxl_domain_sched_params_set\` (cap and scheduler, ${XL_SCHED#sched-}), $(json_num "$line" n) calls: mean $mean µs, median $(json_num "$line" median_us) µs, p95 $(json_num "$line" p95_us) µs, min $(json_num "$line" min_us) µs; with the scheduler left for libxl to find (as \`xl sched-*\` does), timed alternately: mean $(json_num "$line" found_mean_us) µs, median $(json_num "$line" found_median_us) µs."
         if [ -n "${EXP2_MEAN_xl:-}" ] && fle 0.000001 "$mean"; then
             ratio=$(awk -v a="$EXP2_MEAN_xl" -v b="$mean" 'BEGIN { printf "%.2f", a * 1000 / b }')
             goal="within"
