@@ -72,7 +72,12 @@ fn run(domid: u32, count: usize) -> Result<String, rex::xl::XlError> {
             let start = Instant::now();
             set_cap(&ctx, domid, sched, cap)?;
             let us = start.elapsed().as_secs_f64() * 1e6;
-            if sched == scheduler { &mut given } else { &mut found }.push(us);
+            if sched == scheduler {
+                &mut given
+            } else {
+                &mut found
+            }
+            .push(us);
         }
     }
     set_cap(&ctx, domid, scheduler, original)?;
@@ -88,5 +93,10 @@ fn summary(micros: &mut [f64]) -> (f64, f64, f64, f64) {
     micros.sort_by(f64::total_cmp);
     let n = micros.len();
     let at = |q: f64| micros[((n - 1) as f64 * q).round() as usize];
-    (micros.iter().sum::<f64>() / n as f64, at(0.5), at(0.95), micros[0])
+    (
+        micros.iter().sum::<f64>() / n as f64,
+        at(0.5),
+        at(0.95),
+        micros[0],
+    )
 }

@@ -121,3 +121,31 @@ fn free_above_total_uses_nothing() {
     let u = monitor.observe(&snapshot(0, vec![guest]));
     assert_eq!(u[0].mem_used_kb, Some(0));
 }
+
+#[test]
+fn history_carries_across_listings_in_and_out_of_domid_order() {
+    let mut monitor = Monitor::new(1.0);
+    monitor.observe(&snapshot(0, vec![domain(1, "vm1", 0), domain(2, "vm2", 0)]));
+    // Out of order, vm1 twice (the first wins): 50% and 20%.
+    let u = monitor.observe(&snapshot(
+        SEC,
+        vec![
+            domain(2, "vm2", SEC / 5),
+            domain(1, "vm1", SEC / 2),
+            domain(1, "vm1", SEC),
+        ],
+    ));
+    let pct: Vec<(DomId, f64)> = u.iter().map(|u| (u.domid, u.cpu_pct)).collect();
+    assert_eq!(pct, vec![(1, 50.0), (2, 20.0)]);
+    // In order again: the deltas are from the second listing's figures.
+    let u = monitor.observe(&snapshot(
+        2 * SEC,
+        vec![domain(1, "vm1", SEC), domain(2, "vm2", SEC / 5)],
+    ));
+    let pct: Vec<(DomId, f64)> = u.iter().map(|u| (u.domid, u.cpu_pct)).collect();
+    assert_eq!(pct, vec![(1, 50.0), (2, 0.0)]);
+    // And once more, built in the list kept from before.
+    let u = monitor.observe(&snapshot(3 * SEC, vec![domain(2, "vm2", SEC)]));
+    assert_eq!(u.len(), 1);
+    assert!((u[0].cpu_pct - 80.0).abs() < 1e-9);
+}
