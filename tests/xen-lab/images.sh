@@ -176,6 +176,7 @@ build_dom0_image() {
 
     install -m 0755 "$OUT/loadgen" "$img/usr/local/bin/loadgen"
     install -m 0755 "$OUT/hostile" "$img/usr/local/bin/hostile"
+    install -m 0755 "$OUT/watchlog" "$img/usr/local/bin/watchlog"
     if [ -x "$REX_BUILD/rex" ]; then
         copy_with_libs "$REX_BUILD/rex" /usr/local/bin/rex "$img"
     fi

@@ -124,9 +124,10 @@ main() {
     started=$(date +%s)
     ensure_host_packages
     in_release fetch_packages
-    log "building the load generator and the hostile control client"
+    log "building the load generator, the hostile control client and the watch logger"
     gcc -O2 -Wall -static -pthread -o "$OUT/loadgen" "$LAB/loadgen.c" -lm
     gcc -O2 -Wall -static -o "$OUT/hostile" "$LAB/hostile.c"
+    gcc -O2 -Wall -static -o "$OUT/watchlog" "$LAB/watchlog.c" -lxenstore -lxentoolcore
     # rex and the patched xl are (re)built every run, so the lab never boots
     # stale binaries (both builds are incremental). If either fails the lab
     # still boots, but the rex checks it cannot run count as failures.

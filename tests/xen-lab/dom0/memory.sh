@@ -124,18 +124,13 @@ memory_phase() {
     peak3=$start3
     # Every write of vm3's free figure, total and target and of the donors'
     # targets, stamped when xenstore delivered the watch event (dom0's
-    # clock, all alike).
+    # clock, all alike), its value read at once (watchlog.c: a shell loop
+    # forking xenstore-read per event fell behind under TCG).
     d1=$(domid_of vm1)
     d2=$(domid_of vm2)
-    xenstore-watch "/local/domain/$d3/data/meminfo_free" "/local/domain/$d3/memory/target" \
+    watchlog "/local/domain/$d3/data/meminfo_free" "/local/domain/$d3/memory/target" \
         "/local/domain/$d3/data/meminfo_total" "/local/domain/$d1/memory/target" \
-        "/local/domain/$d2/memory/target" 2> /dev/null |
-        while read -r path _; do
-            # The time read by the shell itself: a fork less per event, so
-            # the loop keeps up with the events (TCG forks are slow).
-            read -r up _ < /proc/uptime
-            echo "$up $path $(xenstore-read "$path" 2> /dev/null)"
-        done > /tmp/mem-watch.log &
+        "/local/domain/$d2/memory/target" > /tmp/mem-watch.log 2> /tmp/mem-watch.err &
     watcher=$!
     i=0
     while :; do
@@ -172,7 +167,6 @@ memory_phase() {
         i=$((i + 1))
     done
     kill "$watcher" 2> /dev/null
-    pkill -f "xenstore-watch /local/domain/$d3/" 2> /dev/null
     reaction_time "$total0" "$start3" "$d3"
     for n in 1 2 3 4; do
         if domid_of "vm$n" >/dev/null && http_ok "$n"; then alive="$alive vm$n"; fi
@@ -293,8 +287,8 @@ EOF2
 # Watches against polling (issue 14). rex (xl rex, else rex run) manages
 # the guests once watching xenstore and once with --poll. Each time dom0
 # writes a pressure figure three times where vm4 (no agent) would publish
-# one; the time from each write to vm4's raised target, both stamped by a
-# xenstore-watch in dom0, is how long rex took to act. Then, the agents
+# one; the time from each write to vm4's raised target, both stamped by
+# watchlog in dom0, is how long rex took to act. Then, the agents
 # stopped, rex's xenstore reads over 5 quiet seconds (its metrics).
 reaction_phase() {
     local kind=xl mode d4 out log watcher i n r0 r1 t0 t1 e1 line quiet watch_ms="" poll_ms=""
@@ -312,11 +306,7 @@ reaction_phase() {
             check "reaction_$mode" false "$(kind_label "$kind") did not start"
             continue
         fi
-        xenstore-watch "/local/domain/$d4/data/meminfo_free" "/local/domain/$d4/memory/target" 2> /dev/null |
-            while read -r path _; do
-                read -r up _ < /proc/uptime
-                echo "$up $path $(xenstore-read "$path" 2> /dev/null)"
-            done > "$log" &
+        watchlog "/local/domain/$d4/data/meminfo_free" "/local/domain/$d4/memory/target" > "$log" 2> "$log.err" &
         watcher=$!
         for i in 1 2 3; do
             # Not in step with rex's ticks: 1.3, 1.6, 1.9 s apart.
@@ -337,7 +327,6 @@ reaction_phase() {
         e1=$(metric "$out.prom" xen_rex_early_ticks_total)
         for n in 1 2 3; do timeout 20 wget -q -O /dev/null "http://$(guest_ip "$n")/cgi-bin/agent?start" || true; done
         kill "$watcher" 2> /dev/null
-        pkill -f "xenstore-watch /local/domain/$d4/" 2> /dev/null
         stop_rex TERM
         emit_rex_log "reaction_$mode" "$out"
         line=$(reaction_samples "$log")
