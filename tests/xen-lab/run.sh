@@ -127,7 +127,9 @@ main() {
     log "building the load generator, the hostile control client and the watch logger"
     gcc -O2 -Wall -static -pthread -o "$OUT/loadgen" "$LAB/loadgen.c" -lm
     gcc -O2 -Wall -static -o "$OUT/hostile" "$LAB/hostile.c"
-    gcc -O2 -Wall -static -o "$OUT/watchlog" "$LAB/watchlog.c" -lxenstore -lxentoolcore
+    # Linked against the image's own libxenstore.so.4 (a stable ABI): static,
+    # libxenstore cannot size its watch thread's stack and xs_watch fails.
+    gcc -O2 -Wall -o "$OUT/watchlog" "$LAB/watchlog.c" -lxenstore
     # rex and the patched xl are (re)built every run, so the lab never boots
     # stale binaries (both builds are incremental). If either fails the lab
     # still boots, but the rex checks it cannot run count as failures.

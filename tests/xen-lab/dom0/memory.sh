@@ -242,6 +242,7 @@ reaction_time() {
     if [ -z "$line" ]; then
         # For diagnosis: what the watcher logged of vm3.
         grep "/local/domain/$3/" /tmp/mem-watch.log | head -n 60 | sed 's/^/lab: watch /'
+        sed 's/^/lab: watchlog: /' /tmp/mem-watch.err
         check memory_grown_within_two_intervals false "no pressure-to-target pair in the watch log ($(wc -l < /tmp/mem-watch.log) events)"
         return
     fi
@@ -330,6 +331,7 @@ reaction_phase() {
         stop_rex TERM
         emit_rex_log "reaction_$mode" "$out"
         line=$(reaction_samples "$log")
+        [ -n "$line" ] || sed 's/^/lab: watchlog: /' "$log.err"
         quiet=$(awk -v r0="${r0:-0}" -v r1="${r1:-0}" -v t0="${t0:-0}" -v t1="${t1:-0}" \
             'BEGIN { if (t1 > t0) printf "%.2f", (r1 - r0) / (t1 - t0); else print "?" }')
         emit "{\"reaction\":\"$mode\",\"samples_ms\":\"$line\",\"quiet_reads_per_tick\":\"$quiet\",\"quiet_ticks\":$((${t1:-0} - ${t0:-0})),\"early_ticks\":\"$e1\",\"rex_status\":\"$REX_STATUS\"}"
