@@ -564,8 +564,9 @@ pub(super) fn level_drain_sorted(amount: u64, rooms: &[u64]) -> Vec<u64> {
 /// Takes `amount` from donors with `caps`, at most `rooms[i]` from each,
 /// highest cap first, leaving the caps as level as possible: donors alike
 /// stay alike whatever their rooms (what an idle one keeps depends on its
-/// use of the moment). The remainder falls in turn from index `first`, as
-/// in [`level_drain`]. O(n log max cap).
+/// use of the moment). The remainder falls in turn from index `first`, so
+/// a tick-by-tick caller spreads it evenly instead of always on the same
+/// domain. O(n log max cap).
 pub(super) fn level_caps(amount: u64, caps: &[u64], rooms: &[u64], first: usize) -> Vec<u64> {
     let take = |cap: u64, room: u64, level: u64| room.min(cap.saturating_sub(level));
     let taken_at = |level: u64| -> u64 {

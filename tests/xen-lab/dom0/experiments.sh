@@ -377,8 +377,9 @@ control_check() {
 # floor_phase: the in-process floor. sched_floor (examples/sched_floor.rs)
 # times the bare libxl call rex makes for one cap change
 # (libxl_domain_sched_params_set, the cap and the scheduler read once
-# before) 200 times on vm1; exp2's
-# `xl rex` reallocation is reported as a ratio of it (goal: within 1.5x).
+# before) 200 times on vm1, alternating with the same call with the
+# scheduler left for libxl to find; exp2's `xl rex` reallocation is
+# reported as a ratio of the first (goal: within 1.5x).
 # Then rex's own CPU time per tick at 1 s and 100 ms intervals.
 floor_phase() {
     local line mean ratio goal
