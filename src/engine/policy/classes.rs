@@ -1,8 +1,7 @@
 //! Who wants CPU this tick and how badly (claims, in classes), and who can
 //! give some back and down to what (donors, in tiers).
 
-use std::cmp::Reverse;
-
+use super::order::{sort_by_packed_key, total_order_key};
 use super::trend::Direction;
 use super::Slot;
 use crate::engine::model::Reason;
@@ -33,6 +32,9 @@ pub(crate) enum Class {
     /// class is held by SLA domains as headroom against a load step.
     Headroom,
 }
+
+// The claims' sort key holds a class in 3 bits.
+const _: () = assert!((Class::Headroom as u8) < 8);
 
 /// One domain's demand this tick.
 #[derive(Debug, Clone)]
@@ -369,28 +371,19 @@ pub(super) fn claims(policy: &HostPolicy, slots: &mut [Slot], tick: u64) -> Vec<
             usage_pct,
         });
     }
-    // The slots are in domid order, so the slot breaks ties as the domid
-    // would; with that last key no two keys are equal, and the cheaper
-    // unstable sort of small keys orders them as a stable one would.
-    claims.sort_by_cached_key(|c| {
-        (
-            c.class,
-            Reverse(c.priority),
-            Reverse(total_order_key(c.response_ms / c.sla_ms)),
-            c.slot,
-        )
+    // Claims are pushed in slot order, and the slots are in domid order:
+    // ties are broken by domid.
+    sort_by_packed_key(&mut claims, 3 + 32 + 64, |c| {
+        claim_key(c.class, c.priority, c.response_ms / c.sla_ms)
     });
     claims
 }
 
-/// A key whose integer order is `f64::total_cmp`'s order.
-fn total_order_key(x: f64) -> u64 {
-    let bits = x.to_bits();
-    if bits >> 63 == 1 {
-        !bits
-    } else {
-        bits | 1 << 63
-    }
+/// The order claims are served in: by class, higher priority first, then
+/// farther above the SLA first.
+fn claim_key(class: Class, priority: u32, response_per_sla: f64) -> u128 {
+    let ratio = total_order_key(response_per_sla);
+    (class as u128) << 96 | u128::from(u32::MAX - priority) << 64 | u128::from(!ratio)
 }
 
 /// Every domain that could give CPU to a domain missing its SLA.
@@ -441,32 +434,31 @@ pub(super) fn donors(policy: &HostPolicy, slots: &[Slot]) -> Vec<Donor> {
 
 #[cfg(test)]
 mod tests {
-    use super::total_order_key;
+    use super::*;
     use proptest::prelude::*;
+    use std::cmp::Reverse;
+
+    fn class() -> impl Strategy<Value = Class> {
+        prop_oneof![
+            Just(Class::Missing),
+            Just(Class::Near),
+            Just(Class::Approaching),
+            Just(Class::Saturated),
+            Just(Class::Comfortable),
+            Just(Class::Headroom),
+        ]
+    }
 
     proptest! {
         #[test]
-        fn the_sort_key_orders_floats_as_total_cmp_does(a in any::<f64>(), b in any::<f64>()) {
-            prop_assert_eq!(total_order_key(a).cmp(&total_order_key(b)), a.total_cmp(&b));
-        }
-    }
-
-    #[test]
-    fn the_sort_key_orders_the_edges() {
-        let edges = [
-            f64::NEG_INFINITY,
-            -1.0,
-            -0.0,
-            0.0,
-            1e-300,
-            1.0,
-            f64::INFINITY,
-            f64::NAN,
-        ];
-        for pair in edges.windows(2) {
-            assert!(
-                total_order_key(pair[0]) < total_order_key(pair[1]),
-                "{pair:?}"
+        fn the_claim_key_orders_as_class_priority_and_error_do(
+            a in (class(), 0u32..4, any::<f64>()),
+            b in (class(), prop_oneof![0u32..4, Just(u32::MAX)], -2.0f64..2.0),
+        ) {
+            let tuple = |(c, p, r): (Class, u32, f64)| (c, Reverse(p), Reverse(total_order_key(r)));
+            prop_assert_eq!(
+                claim_key(a.0, a.1, a.2).cmp(&claim_key(b.0, b.1, b.2)),
+                tuple(a).cmp(&tuple(b))
             );
         }
     }

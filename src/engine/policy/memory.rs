@@ -9,6 +9,7 @@
 
 use std::cmp::Reverse;
 
+use super::order::sort_by_packed_key;
 use super::trend::Direction;
 use super::Slot;
 use crate::engine::model::{GuestReport, KiB, Reason};
@@ -223,19 +224,15 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     // Restoring guarantees comes first, then by priority.
     // Guarantees first; then, as for CPU, domains missing their SLA, other
     // SLA domains, and domains without an SLA; by priority within each.
-    grows.sort_by_key(|g| {
+    // Grows are pushed in slot order, which is domid order: ties go by domid.
+    sort_by_packed_key(&mut grows, 1 + 2 + 32, |g| {
         let slot = &slots[g.slot];
         let class = match (slot.policy.sla_ms, slot.carried.missed_ticks) {
             (Some(_), missed) if missed > 0 => 0,
             (Some(_), _) => 1,
             (None, _) => 2,
         };
-        (
-            !g.forced,
-            class,
-            Reverse(slot.policy.priority),
-            slot.usage.domid,
-        )
+        u128::from(!g.forced) << 34 | class << 32 | u128::from(u32::MAX - slot.policy.priority)
     });
     // The reserve is never handed out either: in effect, more slush.
     let kept_free = policy.slush_kb.saturating_add(policy.reserve_mem_kb);
@@ -283,7 +280,9 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
 
     // Reclaim on demand: the unmet grows and the host's own shortfall.
     let mut demand = unmet.saturating_add(kept_free.saturating_sub(free_mem_kb));
-    spares.sort_by_key(|s| (Reverse(slots[s.slot].usage.mem_target_kb - s.to), s.slot));
+    sort_by_packed_key(&mut spares, 64, |s| {
+        u128::from(!(slots[s.slot].usage.mem_target_kb - s.to))
+    });
     for spare in spares {
         if demand == 0 {
             break;

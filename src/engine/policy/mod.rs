@@ -114,6 +114,7 @@ mod baseline;
 mod classes;
 mod cpu;
 mod memory;
+mod order;
 mod spread;
 mod trend;
 mod urgency;
