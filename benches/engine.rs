@@ -4,7 +4,8 @@
 //! saturated loads (some reporting SLA misses and memory pressure), and a
 //! tenth of unmanaged capped guests. The engine is warmed up with two steps
 //! so every domain has a CPU delta; each measured step sees a fresh
-//! snapshot one second later. Plans are not applied, so the saturated
+//! snapshot one second later, and lists its usage in the memory of the
+//! step before (as the daemon's driver does). Plans are not applied, so the saturated
 //! domains keep asking and every tick walks the whole grant path.
 
 use std::time::Duration;
@@ -134,13 +135,19 @@ fn engine_step(c: &mut Criterion) {
         } else {
             BatchSize::SmallInput
         };
+        // As the daemon does, each step lists usage in the last one's memory.
+        let mut spent = Vec::new();
         group.bench_function(BenchmarkId::from_parameter(domains), |b| {
             b.iter_batched_ref(
                 || {
                     seconds += 1;
                     at(&template, seconds)
                 },
-                |snapshot| engine.step(snapshot),
+                |snapshot| {
+                    let tick = engine.step_reusing(snapshot, std::mem::take(&mut spent));
+                    spent = tick.usage;
+                    tick.plan
+                },
                 size,
             )
         });

@@ -49,7 +49,7 @@ impl Display {
                 .map(|u| {
                     let p = config.domain(&u.name).expect("filtered above");
                     json!({
-                        "domid": u.domid, "name": u.name, "vcpus": u.vcpus,
+                        "domid": u.domid, "name": &*u.name, "vcpus": u.vcpus,
                         "weight": u.sched.weight, "cap": u.sched.cap,
                         "mem_target_kb": u.mem_target_kb, "mem_max_kb": u.mem_max_kb,
                         "sla_ms": p.sla_ms, "level_cap": p.guaranteed_cap(),
@@ -139,11 +139,11 @@ impl Display {
         let managed = report
             .usage
             .iter()
-            .filter(|u| names.contains(u.name.as_str()));
+            .filter(|u| names.contains(u.name.as_ref()));
         if self.json {
             let domains: Vec<_> = managed
                 .map(|u| {
-                    json!({"domid": u.domid, "name": u.name, "cpu_pct": round2(u.cpu_pct),
+                    json!({"domid": u.domid, "name": &*u.name, "cpu_pct": round2(u.cpu_pct),
                            "cap": u.sched.cap, "cap_used_pct": round2(cap_used_pct(u)),
                            "mem_current_kb": u.mem_current_kb, "mem_target_kb": u.mem_target_kb,
                            "mem_used_kb": u.mem_used_kb, "response_ms": u.report.response_ms})
@@ -191,7 +191,7 @@ impl Display {
             return writeln!(
                 self.out,
                 "{}",
-                json!({"event": "reallocation", "t": t, "domid": c.domid, "name": c.name,
+                json!({"event": "reallocation", "t": t, "domid": c.domid, "name": &*c.name,
                        "kind": kind, "from": from_value, "to": to_value,
                        "reason": c.reason.to_string(), "reason_key": c.reason.key(),
                        "dry_run": dry_run,

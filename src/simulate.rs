@@ -212,7 +212,7 @@ fn run_once(
         }
         first = false;
         for applied in report.applied.iter().filter(|a| a.error.is_none()) {
-            let Some(vm) = per_vm.get_mut(&applied.change.name) else {
+            let Some(vm) = per_vm.get_mut(&*applied.change.name) else {
                 continue;
             };
             vm.reallocations += 1;
@@ -249,7 +249,7 @@ fn run_once(
             let cap = applied_cap(&report.applied, u.domid).unwrap_or(u.sched.cap);
             let target = applied_memory(&report.applied, u.domid).unwrap_or(u.mem_target_kb);
             let secs = step as f64 / 1000.0;
-            if let Some(vm) = per_vm.get_mut(&u.name) {
+            if let Some(vm) = per_vm.get_mut(&*u.name) {
                 vm.cpu_above_guarantee_pct_s +=
                     f64::from(cap.saturating_sub(policy.guaranteed_cap())) * secs;
                 vm.mem_above_guarantee_mib_s +=
@@ -285,11 +285,11 @@ fn run_once(
                 .filter(|u| u.domid != 0)
                 .take(TIMELINE_VMS)
             {
-                let (sum, n) = tick_sums.get(&u.name).copied().unwrap_or_default();
+                let (sum, n) = tick_sums.get(&*u.name).copied().unwrap_or_default();
                 let cap = applied_cap(&report.applied, u.domid).unwrap_or(u.sched.cap);
                 points.push(TimelinePoint {
                     t_s: now_ms as f64 / 1000.0,
-                    vm: u.name.clone(),
+                    vm: u.name.to_string(),
                     cap,
                     mem_mib: u.mem_current_kb as f64 / 1024.0,
                     response_ms: (n > 0).then(|| sum / n as f64),

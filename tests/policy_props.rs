@@ -136,7 +136,7 @@ fn usage_row(f: &mut Fields, domid: u32, name: String) -> Usage {
     let report = sanitised(raw, mem_max_kb);
     Usage {
         domid,
-        name,
+        name: name.into(),
         cpu_pct,
         cpu_pct_raw: cpu_pct,
         vcpus,
@@ -233,7 +233,7 @@ fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), Test
     let unmanaged_caps: u64 = case
         .rows
         .iter()
-        .filter(|r| r.domid != 0 && !policies.contains_key(r.name.as_str()))
+        .filter(|r| r.domid != 0 && !policies.contains_key(r.name.as_ref()))
         .map(|r| u64::from(r.sched.cap))
         .sum();
     let pool = (u64::from(case.host.guest_pcpus) * 100)
@@ -253,10 +253,10 @@ fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), Test
             .ok_or_else(|| TestCaseError::fail(format!("change for unknown domain: {change:?}")))?;
         prop_assert!(change.domid != 0, "dom0 changed: {change:?}");
         prop_assert!(
-            policies.contains_key(row.name.as_str()),
+            policies.contains_key(row.name.as_ref()),
             "unmanaged domain changed: {change:?}"
         );
-        prop_assert_eq!(&change.name, &row.name);
+        prop_assert_eq!(&*change.name, &*row.name);
         let kind = match change.action {
             Action::Cap { from, to } => {
                 prop_assert_eq!(from, row.sched.cap);
@@ -308,7 +308,7 @@ fn apply_and_check(case: &mut Case, plan: &Plan, valid: bool) -> Result<(), Test
         .iter()
         .zip(&before)
         .filter(|(r, _)| r.domid != 0)
-        .filter_map(|(r, b)| policies.get(r.name.as_str()).map(|p| (r, b, *p)))
+        .filter_map(|(r, b)| policies.get(r.name.as_ref()).map(|p| (r, b, *p)))
         .collect();
     let guaranteed: u64 = managed
         .iter()
@@ -541,7 +541,7 @@ proptest! {
             let mut grown: KiB = 0;
             for change in &tick.plan.changes {
                 prop_assert!(change.domid != 0, "dom0 changed");
-                prop_assert!(["vm1", "vm2", "vm3"].contains(&change.name.as_str()));
+                prop_assert!(["vm1", "vm2", "vm3"].contains(&&*change.name));
                 let obs = snapshot.domains.iter().find(|d| d.info.domid == change.domid).unwrap();
                 let entry = state.get_mut(&change.domid).unwrap();
                 match change.action {

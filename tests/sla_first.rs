@@ -192,7 +192,7 @@ proptest! {
                 let cap = caps[i];
                 Usage {
                     domid: i as u32 + 1,
-                    name: format!("d{i}"),
+                    name: format!("d{i}").into(),
                     cpu_pct: d.demand.min(f64::from(cap)),
                     cpu_pct_raw: d.demand.min(f64::from(cap)),
                     vcpus: 1,

@@ -108,7 +108,7 @@ impl Metrics {
         let interval_s = config.host.interval_ms as f64 / 1000.0;
         for applied in &report.applied {
             let kind = Action::kind(&applied.change.action);
-            let name = applied.change.name.clone();
+            let name = applied.change.name.to_string();
             match &applied.error {
                 None => {
                     let key = (name, kind, applied.change.reason.key());
@@ -125,7 +125,7 @@ impl Metrics {
             let Some(sla_ms) = domain.sla_ms else {
                 continue;
             };
-            let seconds = self.violation_s.entry(usage.name.clone()).or_default();
+            let seconds = self.violation_s.entry(usage.name.to_string()).or_default();
             if usage.report.response_ms.is_some_and(|r| r > sla_ms) {
                 *seconds += interval_s;
             }
@@ -133,7 +133,7 @@ impl Metrics {
         // A domain gone takes its series along (counters of a name that
         // comes back restart at zero, which Prometheus reads as a reset):
         // with churn the maps would otherwise grow for ever.
-        let alive: HashSet<&str> = report.usage.iter().map(|u| u.name.as_str()).collect();
+        let alive: HashSet<&str> = report.usage.iter().map(|u| u.name.as_ref()).collect();
         self.reallocations
             .retain(|(domain, _, _), _| alive.contains(domain.as_str()));
         self.errors
@@ -190,7 +190,7 @@ impl Metrics {
             "Scheduler cap of the domain, percent of one pCPU (0: uncapped).",
             &mut managed
                 .iter()
-                .map(|u| (u.name.clone(), f64::from(u.sched.cap))),
+                .map(|u| (u.name.to_string(), f64::from(u.sched.cap))),
         );
         gauge(
             &mut out,
@@ -198,13 +198,13 @@ impl Metrics {
             "Scheduler weight of the domain.",
             &mut managed
                 .iter()
-                .map(|u| (u.name.clone(), f64::from(u.sched.weight))),
+                .map(|u| (u.name.to_string(), f64::from(u.sched.weight))),
         );
         gauge(
             &mut out,
             "xen_rex_domain_cpu_usage_percent",
             "CPU the domain used, smoothed, percent of one pCPU.",
-            &mut managed.iter().map(|u| (u.name.clone(), u.cpu_pct)),
+            &mut managed.iter().map(|u| (u.name.to_string(), u.cpu_pct)),
         );
         out.push_str(
             "# HELP xen_rex_domain_cpu_seconds_total CPU time the domain has used since it was created.\n\
@@ -224,7 +224,7 @@ impl Metrics {
             "Balloon target of the domain.",
             &mut managed
                 .iter()
-                .map(|u| (u.name.clone(), u.mem_target_kb as f64 * 1024.0)),
+                .map(|u| (u.name.to_string(), u.mem_target_kb as f64 * 1024.0)),
         );
         gauge(
             &mut out,
@@ -232,7 +232,7 @@ impl Metrics {
             "Memory the domain holds now.",
             &mut managed
                 .iter()
-                .map(|u| (u.name.clone(), u.mem_current_kb as f64 * 1024.0)),
+                .map(|u| (u.name.to_string(), u.mem_current_kb as f64 * 1024.0)),
         );
         gauge(
             &mut out,
@@ -240,7 +240,7 @@ impl Metrics {
             "Response-time SLA of the domain (SLA domains only).",
             &mut managed.iter().filter_map(|u| {
                 let sla = config.domain(&u.name)?.sla_ms?;
-                Some((u.name.clone(), sla / 1000.0))
+                Some((u.name.to_string(), sla / 1000.0))
             }),
         );
         gauge(
@@ -249,7 +249,7 @@ impl Metrics {
             "1 while rex holds the domain's balloon uncooperative (xenstore memory/uncooperative).",
             &mut managed.iter().map(|u| {
                 let flagged = report.uncooperative.contains(&u.domid);
-                (u.name.clone(), f64::from(u8::from(flagged)))
+                (u.name.to_string(), f64::from(u8::from(flagged)))
             }),
         );
         gauge(
@@ -258,7 +258,7 @@ impl Metrics {
             "CPU the domain asked for this tick and the host could not give, percent of one pCPU.",
             &mut managed.iter().map(|u| {
                 let unmet = report.shortfall(u.domid).map_or(0, |s| s.cpu_pct);
-                (u.name.clone(), f64::from(unmet))
+                (u.name.to_string(), f64::from(unmet))
             }),
         );
         gauge(
@@ -267,7 +267,7 @@ impl Metrics {
             "Memory the domain asked for this tick beyond what the host had free.",
             &mut managed.iter().map(|u| {
                 let unmet = report.shortfall(u.domid).map_or(0, |s| s.mem_kb);
-                (u.name.clone(), unmet as f64 * 1024.0)
+                (u.name.to_string(), unmet as f64 * 1024.0)
             }),
         );
         gauge(
@@ -276,7 +276,7 @@ impl Metrics {
             "1 while the guest's agent has stopped publishing (its values are ignored).",
             &mut managed
                 .iter()
-                .map(|u| (u.name.clone(), f64::from(u8::from(u.report.stale)))),
+                .map(|u| (u.name.to_string(), f64::from(u8::from(u.report.stale)))),
         );
         gauge(
             &mut out,
@@ -284,7 +284,7 @@ impl Metrics {
             "Response time the guest last reported (where it reports one).",
             &mut managed
                 .iter()
-                .filter_map(|u| Some((u.name.clone(), u.report.response_ms? / 1000.0))),
+                .filter_map(|u| Some((u.name.to_string(), u.report.response_ms? / 1000.0))),
         );
         out.push_str(
             "# HELP xen_rex_domain_sla_violation_seconds_total Seconds the domain answered above its SLA.\n\

@@ -188,10 +188,11 @@ pub fn run_loop<H: Host + EventSource>(
     display.start(&first, &config);
     display.tick(&first, &config);
     let mut reactions = Reactions::default();
-    reactions.ticked(first.usage.iter().map(|u| (u.domid, u.name.as_str())));
+    reactions.ticked(first.usage.iter().map(|u| (u.domid, u.name.as_ref())));
     set_loop_counters(&mut metrics, driver, &reactions);
     export(&mut metrics, &mut metrics_failures, &first, &config);
     watch_managed(driver, &first);
+    driver.recycle(first);
     if args.once {
         return Ok(Stopped::Once);
     }
@@ -281,10 +282,11 @@ pub fn run_loop<H: Host + EventSource>(
         if tick_now {
             last_tick = Instant::now();
             if let Some(report) = tick(driver, display, &mut failures, &mut board) {
-                reactions.ticked(report.usage.iter().map(|u| (u.domid, u.name.as_str())));
+                reactions.ticked(report.usage.iter().map(|u| (u.domid, u.name.as_ref())));
                 set_loop_counters(&mut metrics, driver, &reactions);
                 let config = driver.engine().config();
                 export(&mut metrics, &mut metrics_failures, &report, config);
+                driver.recycle(report);
             }
         }
     }

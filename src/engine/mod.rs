@@ -81,6 +81,11 @@ impl Engine {
         self.monitor.observe(snapshot)
     }
 
+    /// [`Engine::observe`] into `usage` (emptied first, its memory reused).
+    pub fn observe_into(&mut self, snapshot: &Snapshot, usage: &mut Vec<Usage>) {
+        self.monitor.observe_into(snapshot, usage)
+    }
+
     /// Whether domain `name`'s published values, `before` at the last tick
     /// and `now`, changed so that a decision should not wait for the next
     /// tick (see [`Urgency`]).
@@ -90,8 +95,14 @@ impl Engine {
 
     /// One tick: update usage from `snapshot`, decide a plan.
     pub fn step(&mut self, snapshot: &Snapshot) -> Tick {
-        let usage = self.monitor.observe(snapshot);
-        let plan = self.policy.decide(&snapshot.host, &usage);
-        Tick { usage, plan }
+        self.step_reusing(snapshot, Vec::new())
+    }
+
+    /// [`Engine::step`], its usage listed in `spent` (an earlier tick's
+    /// list, emptied here), whose memory is reused.
+    pub fn step_reusing(&mut self, snapshot: &Snapshot, mut spent: Vec<Usage>) -> Tick {
+        self.monitor.observe_into(snapshot, &mut spent);
+        let plan = self.policy.decide(&snapshot.host, &spent);
+        Tick { usage: spent, plan }
     }
 }

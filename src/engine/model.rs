@@ -1,6 +1,7 @@
 //! rex's own vocabulary: what a host reports and what the engine decides.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A Xen domain id. Domain 0 is the control domain.
 pub type DomId = u32;
@@ -307,7 +308,7 @@ fn write_sources(f: &mut fmt::Formatter<'_>, from: &[String]) -> fmt::Result {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub domid: DomId,
-    pub name: String,
+    pub name: Arc<str>,
     pub action: Action,
     pub reason: Reason,
 }
@@ -328,7 +329,7 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortfall {
     pub domid: DomId,
-    pub name: String,
+    pub name: Arc<str>,
     /// Cap points (percent of one pCPU) a domain that was saturated or
     /// above its aim asked for and did not get: neither the pool nor the
     /// domains it may take from had them.

@@ -50,7 +50,7 @@ pub fn snapshot(at_ns: u64, domains: Vec<DomainObservation>) -> Snapshot {
 pub fn usage(domid: DomId, name: &str, cap: u32, cpu_pct: f64) -> Usage {
     Usage {
         domid,
-        name: name.to_string(),
+        name: name.into(),
         cpu_pct,
         cpu_pct_raw: cpu_pct,
         vcpus: 1,

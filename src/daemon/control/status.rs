@@ -32,7 +32,7 @@ impl Decision {
         let (from, to) = c.action.values();
         Self {
             t_s,
-            name: c.name.clone(),
+            name: c.name.to_string(),
             kind: c.action.kind(),
             from,
             to,
@@ -125,7 +125,7 @@ impl Board {
             self.last_by_domain.insert(decision.name.clone(), decision);
         }
         // Only domains still alive keep their last decision.
-        let alive: HashSet<&str> = report.usage.iter().map(|u| u.name.as_str()).collect();
+        let alive: HashSet<&str> = report.usage.iter().map(|u| u.name.as_ref()).collect();
         self.last_by_domain
             .retain(|name, _| alive.contains(name.as_str()));
         // Shown as they are after this tick's changes.
@@ -169,7 +169,7 @@ impl Board {
         self.last
             .iter()
             .flat_map(|r| r.usage.iter())
-            .filter(|u| u.domid != 0 && names.contains(u.name.as_str()))
+            .filter(|u| u.domid != 0 && names.contains(u.name.as_ref()))
             .collect()
     }
 
@@ -188,7 +188,7 @@ impl Board {
             .map(|u| {
                 let p = config.domain(&u.name).expect("managed");
                 json!({
-                    "name": u.name, "domid": u.domid, "cap": u.sched.cap,
+                    "name": &*u.name, "domid": u.domid, "cap": u.sched.cap,
                     "weight": u.sched.weight, "cpu_pct": round2(u.cpu_pct),
                     "mem_target_kb": u.mem_target_kb, "mem_current_kb": u.mem_current_kb,
                     "mem_used_kb": u.mem_used_kb, "sla_ms": p.sla_ms,
@@ -200,7 +200,7 @@ impl Board {
                     "agent_stale": u.report.stale,
                     "unmet_cpu_pct": self.shortfall(u).map_or(0, |s| s.cpu_pct),
                     "unmet_mem_kb": self.shortfall(u).map_or(0, |s| s.mem_kb),
-                    "last_decision": self.last_by_domain.get(&u.name).map(Decision::json),
+                    "last_decision": self.last_by_domain.get(&*u.name).map(Decision::json),
                 })
             })
             .collect();

@@ -39,7 +39,7 @@ fn flags(plan: &Plan) -> Vec<(&str, bool)> {
     plan.changes
         .iter()
         .filter_map(|c| match c.action {
-            Action::BalloonFlag { uncooperative } => Some((c.name.as_str(), uncooperative)),
+            Action::BalloonFlag { uncooperative } => Some((&*c.name, uncooperative)),
             _ => None,
         })
         .collect()
@@ -47,7 +47,7 @@ fn flags(plan: &Plan) -> Vec<(&str, bool)> {
 
 fn memory_of<'a>(plan: &'a Plan, name: &str) -> Option<(KiB, &'a Reason)> {
     plan.changes.iter().find_map(|c| match c.action {
-        Action::Memory { to, .. } if c.name == name => Some((to, &c.reason)),
+        Action::Memory { to, .. } if &*c.name == name => Some((to, &c.reason)),
         _ => None,
     })
 }

@@ -146,7 +146,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
         if give < u64::from(deadband) {
             continue;
         }
-        let name = slot.usage.name.clone();
+        let name = slot.usage.name.to_string();
         // The largest debts first, leaving what is still owed level.
         let owed: Vec<u64> = lenders.iter().map(|&(_, owed)| owed).collect();
         let gets = level_drain_sorted(give, &owed);
@@ -164,7 +164,7 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
             // got ≤ owed, a u32.
             let to = lender.cap.to + got as u32;
             lender.cap.set(to, Reason::Restored { by: name.clone() });
-            to_names.push(lender.usage.name.clone());
+            to_names.push(lender.usage.name.to_string());
         }
         let mut gets = gets.into_iter();
         lenders.retain(|&(_, owed)| {
@@ -365,7 +365,7 @@ fn preempt(
     tick: u64,
 ) -> u32 {
     let mut taken = 0;
-    let by = slots[claim.slot].usage.name.clone();
+    let by = slots[claim.slot].usage.name.to_string();
     let gradual = (max_step / 4).max(deadband);
     for tier in 0..Donor::TIERS {
         if taken == need {
@@ -407,9 +407,9 @@ fn preempt(
             let to = slot.cap.to - take as u32;
             slot.cap.set(to, Reason::Preempted { by: by.clone() });
             taken += take as u32;
-            let name = &slots[donor.slot].usage.name;
-            if !from.contains(name) {
-                from.push(name.clone());
+            let name = &*slots[donor.slot].usage.name;
+            if !from.iter().any(|f| f == name) {
+                from.push(name.to_string());
             }
         }
     }
@@ -439,11 +439,11 @@ fn even_out_headroom(
     if take < deadband {
         return 0;
     }
-    let by = slots[claim.slot].usage.name.clone();
+    let by = slots[claim.slot].usage.name.to_string();
     let slot = &mut slots[donor];
     let to = slot.cap.to - take;
     slot.cap.set(to, Reason::Preempted { by });
-    from.push(slots[donor].usage.name.clone());
+    from.push(slots[donor].usage.name.to_string());
     take
 }
 
@@ -506,7 +506,7 @@ fn evict_best_effort(slots: &mut [Slot], claims: &[Claim]) {
     else {
         return;
     };
-    let by = slots[starved.slot].usage.name.clone();
+    let by = slots[starved.slot].usage.name.to_string();
     // No deadband here: even a point above the guarantee is too much.
     for slot in slots.iter_mut().filter(|s| s.policy.sla_ms.is_none()) {
         let guaranteed = slot.policy.guaranteed_cap();

@@ -280,6 +280,10 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
 
     // Reclaim on demand: the unmet grows and the host's own shortfall.
     let mut demand = unmet.saturating_add(kept_free.saturating_sub(free_mem_kb));
+    if demand == 0 {
+        // The usual tick: nothing to reclaim, so no order to find.
+        spares.clear();
+    }
     sort_by_packed_key(&mut spares, 64, |s| {
         u128::from(!(slots[s.slot].usage.mem_target_kb - s.to))
     });

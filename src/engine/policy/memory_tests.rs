@@ -36,7 +36,7 @@ fn memory_changes(plan: &Plan) -> Vec<(&str, KiB, KiB, &Reason)> {
     plan.changes
         .iter()
         .filter_map(|c| match c.action {
-            Action::Memory { from, to } => Some((c.name.as_str(), from, to, &c.reason)),
+            Action::Memory { from, to } => Some((&*c.name, from, to, &c.reason)),
             _ => None,
         })
         .collect()
@@ -190,7 +190,7 @@ fn a_grow_the_host_cannot_serve_is_reported_as_unmet_and_a_served_one_is_not() {
     let plan = policy.decide(&host(1, 32 * MIB), &[db()]);
     assert_eq!(plan.shortfalls.len(), 1, "{plan:?}");
     let short = &plan.shortfalls[0];
-    assert_eq!((short.name.as_str(), short.cpu_pct), ("db", 0));
+    assert_eq!((&*short.name, short.cpu_pct), ("db", 0));
     assert!(short.mem_kb >= 8 * MIB, "unmet {} KiB", short.mem_kb);
     // Plenty free: the grow is made and nothing is unmet.
     let mut policy = self::policy(vec![domain_policy("db", None)]);

@@ -122,8 +122,8 @@ mod validate;
 
 pub use validate::{domain_problems, host_problems};
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::model::{Action, Change, DomId, HostInfo, KiB, Plan, Reason, Shortfall};
 use super::monitor::Usage;
@@ -247,7 +247,7 @@ impl std::error::Error for PolicyError {}
 #[derive(Debug, Clone)]
 pub(super) struct Carried {
     domid: DomId,
-    name: String,
+    name: Arc<str>,
     /// Its policy's index in the configuration, valid until the next
     /// [`Policy::set_config`]: a steady domain is matched by the domid merge
     /// alone, without hashing its name each tick.
@@ -279,7 +279,7 @@ pub(super) struct Carried {
 }
 
 impl Carried {
-    fn new(domid: DomId, name: String) -> Self {
+    fn new(domid: DomId, name: Arc<str>) -> Self {
         Self {
             domid,
             name,
@@ -321,6 +321,18 @@ pub struct Policy {
     over_committed: bool,
     tick: u64,
     law: Law,
+    /// The last tick's lists, emptied: the next tick builds its own in
+    /// their memory (at 10,000 domains, megabytes a tick that the allocator
+    /// may otherwise hand back to the kernel and fault in again).
+    scratch: Scratch,
+}
+
+/// Emptied per-tick lists, kept for their memory only.
+#[derive(Debug, Default)]
+struct Scratch {
+    order: Vec<&'static Usage>,
+    managed: Vec<(&'static Usage, usize, Option<usize>)>,
+    slots: Vec<Slot<'static>>,
 }
 
 /// One managed domain during one tick: its inputs and what was decided.
@@ -328,7 +340,7 @@ pub struct Policy {
 pub(super) struct Slot<'a> {
     pub usage: &'a Usage,
     /// Its policy, or a copy fitted to what the domain can take.
-    pub policy: Cow<'a, DomainPolicy>,
+    pub policy: &'a DomainPolicy,
     pub sla_changed: bool,
     /// What the policy remembers of it between ticks.
     pub carried: &'a mut Carried,
@@ -396,6 +408,7 @@ impl Policy {
             over_committed: false,
             tick: 0,
             law,
+            scratch: Scratch::default(),
         };
         policy.set_config(config);
         policy
@@ -464,7 +477,8 @@ impl Policy {
         let tick = self.tick;
         let host_policy = &self.config.host;
 
-        let mut order: Vec<&Usage> = usage.iter().collect();
+        let mut order: Vec<&Usage> = recycle(std::mem::take(&mut self.scratch.order));
+        order.extend(usage);
         order.sort_by_key(|u| u.domid);
         // With two alive domains of one name (Xen forbids it), the lower
         // domid is managed and the other is not.
@@ -472,10 +486,12 @@ impl Policy {
         let mut carried = std::mem::take(&mut self.remembered);
         // Each managed domain with its policy and the remembered entry it
         // continues, if any, in domid order (as `carried` is).
-        let mut managed: Vec<(&Usage, usize, Option<usize>)> = Vec::with_capacity(order.len());
+        let mut managed: Vec<(&Usage, usize, Option<usize>)> =
+            recycle(std::mem::take(&mut self.scratch.managed));
+        managed.reserve(order.len());
         let mut next = 0;
         let mut unmanaged_caps: u64 = 0;
-        for u in order {
+        for &u in &order {
             if u.domid == 0 {
                 continue;
             }
@@ -492,7 +508,7 @@ impl Policy {
             }
             let index = match known.and_then(|k| carried[k].policy_index) {
                 Some(i) => Some(i),
-                None => self.by_name.get(u.name.as_str()).copied(),
+                None => self.by_name.get(u.name.as_ref()).copied(),
             };
             let managed_index = index.filter(|&i| !std::mem::replace(&mut claimed[i], true));
             let Some(i) = managed_index else {
@@ -525,29 +541,35 @@ impl Policy {
                 })
                 .collect();
         }
-        let mut slots: Vec<Slot> = Vec::with_capacity(managed.len());
-        for (&(u, i, _), carried) in managed.iter().zip(carried.iter_mut()) {
-            carried.policy_index = Some(i);
-            // A policy asking more than the domain can take is held within it
-            // by a fitted copy.
-            let policy = match validate::fit_to_domain(&self.config.domains[i], u) {
-                None => Cow::Borrowed(&self.config.domains[i]),
-                Some((fitted, what)) => {
-                    if self.warned_misfit.insert(u.domid, tick).is_none() {
-                        log::warn!(
-                            "domain {} ({}): its policy asks for {what}: held within them",
-                            u.name,
-                            u.domid
-                        );
-                    }
-                    Cow::Owned(fitted)
+        // A policy asking more than the domain can take is held within it by
+        // a fitted copy, made before the slots borrow it.
+        let mut fitted: Vec<(usize, DomainPolicy)> = Vec::new();
+        for (at, &(u, i, _)) in managed.iter().enumerate() {
+            if let Some((copy, what)) = validate::fit_to_domain(&self.config.domains[i], u) {
+                if self.warned_misfit.insert(u.domid, tick).is_none() {
+                    log::warn!(
+                        "domain {} ({}): its policy asks for {what}: held within them",
+                        u.name,
+                        u.domid
+                    );
                 }
+                fitted.push((at, copy));
+            }
+        }
+        let mut fitted_copies = fitted.iter().peekable();
+        let mut slots: Vec<Slot> = recycle(std::mem::take(&mut self.scratch.slots));
+        slots.reserve(managed.len());
+        for (at, (&(u, i, _), carried)) in managed.iter().zip(carried.iter_mut()).enumerate() {
+            carried.policy_index = Some(i);
+            let policy = match fitted_copies.next_if(|(of, _)| *of == at) {
+                Some((_, copy)) => copy,
+                None => &self.config.domains[i],
             };
             slots.push(Slot {
                 usage: u,
                 policy,
                 sla_changed: !self.sla_changed.is_empty()
-                    && self.sla_changed.contains(u.name.as_str()),
+                    && self.sla_changed.contains(u.name.as_ref()),
                 carried,
                 balloon_flag: None,
                 unmet_cpu: 0,
@@ -579,10 +601,14 @@ impl Policy {
         };
         if !self.sla_changed.is_empty() {
             for slot in &slots {
-                self.sla_changed.remove(slot.usage.name.as_str());
+                self.sla_changed.remove(slot.usage.name.as_ref());
             }
         }
-        drop(slots);
+        self.scratch = Scratch {
+            order: recycle(order),
+            managed: recycle(managed),
+            slots: recycle(slots),
+        };
         self.remembered = carried;
         plan
     }
@@ -604,14 +630,14 @@ fn build_plan(slots: &mut [Slot]) -> Plan {
         if slot.unmet_cpu > 0 || slot.unmet_mem_kb > 0 {
             shortfalls.push(Shortfall {
                 domid: u.domid,
-                name: u.name.clone(),
+                name: Arc::clone(&u.name),
                 cpu_pct: slot.unmet_cpu,
                 mem_kb: slot.unmet_mem_kb,
             });
         }
         let change = |action, reason| Change {
             domid: u.domid,
-            name: u.name.clone(),
+            name: Arc::clone(&u.name),
             action,
             reason,
         };
@@ -667,6 +693,14 @@ fn build_plan(slots: &mut [Slot]) -> Plan {
         changes,
         shortfalls,
     }
+}
+
+/// `list` emptied, as a list of another lifetime in the same memory: an
+/// empty list collected into items of the same size and alignment reuses
+/// its allocation (std's in-place collection).
+fn recycle<T, U>(mut list: Vec<T>) -> Vec<U> {
+    list.clear();
+    list.into_iter().filter_map(|_| None).collect()
 }
 
 /// The weight a slot's policy asks for, within Xen's range.

@@ -114,7 +114,7 @@ impl Loop {
     fn cap_directions(&self, name: &str) -> Vec<bool> {
         self.history
             .iter()
-            .filter(|(_, c)| c.name == name)
+            .filter(|(_, c)| &*c.name == name)
             .filter_map(|(_, c)| match c.action {
                 Action::Cap { from, to } => Some(to > from),
                 _ => None,
@@ -151,7 +151,7 @@ fn load_step_gets_cpu_and_idle_cpu_is_taken_back_only_on_demand() {
     assert!(sim
         .history
         .iter()
-        .any(|(_, c)| c.name == "vm2" && matches!(c.reason, Reason::Saturated { .. })));
+        .any(|(_, c)| &*c.name == "vm2" && matches!(c.reason, Reason::Saturated { .. })));
 
     // The load drops: nobody else wants the CPU, so vm2 keeps its cap (its
     // latency depends on it).
@@ -173,7 +173,7 @@ fn load_step_gets_cpu_and_idle_cpu_is_taken_back_only_on_demand() {
     assert!(sim
         .history
         .iter()
-        .any(|(_, c)| c.name == "vm2"
+        .any(|(_, c)| &*c.name == "vm2"
             && matches!(&c.reason, Reason::Preempted { by } if by == "vm1")));
 }
 
@@ -244,7 +244,7 @@ fn sla_miss_gets_cpu_even_when_not_saturated() {
     let change = plan
         .changes
         .iter()
-        .find(|c| c.name == "vm2")
+        .find(|c| &*c.name == "vm2")
         .expect("a change");
     assert_eq!(change.action, Action::Cap { from: 20, to: 40 });
     assert!(matches!(change.reason, Reason::SlaMissed { .. }));
@@ -569,7 +569,7 @@ fn reload_keeps_running_and_uses_the_new_bounds() {
 
 fn cap_change(plan: &Plan, name: &str) -> Option<(u32, u32)> {
     plan.changes.iter().find_map(|c| match c.action {
-        Action::Cap { from, to } if c.name == name => Some((from, to)),
+        Action::Cap { from, to } if &*c.name == name => Some((from, to)),
         _ => None,
     })
 }
@@ -620,7 +620,7 @@ fn the_free_pool_becomes_headroom_of_sla_domains_and_goes_to_whoever_wants_it() 
     assert!(sim
         .history
         .iter()
-        .any(|(_, c)| c.name == "web" && c.reason == Reason::Headroom));
+        .any(|(_, c)| &*c.name == "web" && c.reason == Reason::Headroom));
     // The batch domain gets busy: web's headroom goes to it.
     sim.demand[1] = 90.0;
     sim.run(10);
@@ -661,7 +661,7 @@ fn memory_goes_first_to_a_domain_missing_its_sla() {
         .changes
         .iter()
         .filter(|c| matches!(c.action, Action::Memory { from, to } if to > from))
-        .map(|c| c.name.as_str())
+        .map(|c| &*c.name)
         .collect();
     assert_eq!(grown, ["web"], "{plan:?}");
 }
@@ -734,12 +734,12 @@ fn a_saturated_domain_close_to_its_aim_takes_from_busy_best_effort_before_it_mis
     assert!(sim.cap(1) >= 20, "batch below its guarantee");
     assert!(sim.history[before..]
         .iter()
-        .any(|(_, c)| c.name == "batch"
+        .any(|(_, c)| &*c.name == "batch"
             && matches!(&c.reason, Reason::Preempted { by } if by == "web")));
     // Gradually: a quarter of the step (20) a tick at most.
     let steps: Vec<u32> = sim.history[before..]
         .iter()
-        .filter(|(_, c)| c.name == "web")
+        .filter(|(_, c)| &*c.name == "web")
         .filter_map(|(_, c)| match c.action {
             Action::Cap { from, to } => Some(to - from),
             _ => None,
@@ -866,7 +866,7 @@ fn a_saturated_domain_whose_seconds_spread_above_its_sla_gets_more_although_its_
     let raises: Vec<&Change> = sim.history[before..]
         .iter()
         .map(|(_, c)| c)
-        .filter(|c| c.name == "web" && matches!(c.action, Action::Cap { from, to } if to > from))
+        .filter(|c| &*c.name == "web" && matches!(c.action, Action::Cap { from, to } if to > from))
         .collect();
     assert!(!raises.is_empty(), "web left at {}", sim.cap(0));
     assert!(
