@@ -149,3 +149,37 @@ fn history_carries_across_listings_in_and_out_of_domid_order() {
     assert_eq!(u.len(), 1);
     assert!((u[0].cpu_pct - 80.0).abs() < 1e-9);
 }
+
+#[test]
+fn a_renamed_domain_is_listed_by_its_new_name_and_keeps_its_history() {
+    let mut monitor = Monitor::new(1.0);
+    monitor.observe(&snapshot(0, vec![domain(1, "vm1", 0)]));
+    // `xl rename vm1 web`: same domid and uuid.
+    let u = monitor.observe(&snapshot(SEC, vec![domain(1, "web", SEC / 2)]));
+    assert_eq!(&*u[0].name, "web");
+    assert!(u[0].has_cpu_sample, "history kept across the rename");
+    assert!((u[0].cpu_pct - 50.0).abs() < 1e-9);
+    let u = monitor.observe(&snapshot(2 * SEC, vec![domain(1, "web", SEC)]));
+    assert_eq!(&*u[0].name, "web");
+}
+
+#[test]
+fn observing_into_a_spent_list_gives_what_a_fresh_one_does() {
+    let ticks = |t: u64| {
+        snapshot(
+            t * SEC,
+            vec![domain(1, "vm1", t * SEC / 4), domain(3, "vm3", 0)],
+        )
+    };
+    let mut fresh = Monitor::new(0.5);
+    let mut reusing = Monitor::new(0.5);
+    // A list of another domain, with room for more than the ticks need.
+    let mut spent = fresh.observe(&snapshot(0, vec![domain(7, "old", 0); 5]));
+    for t in 0..3 {
+        let expected = fresh.observe(&ticks(t));
+        let capacity = spent.capacity();
+        reusing.observe_into(&ticks(t), &mut spent);
+        assert_eq!(spent, expected, "tick {t}");
+        assert_eq!(spent.capacity(), capacity, "its memory is reused");
+    }
+}

@@ -963,3 +963,14 @@ fn of_two_idle_domains_holding_as_much_headroom_the_lower_domid_gives() {
     assert_eq!(cap_change(&plan, "small"), Some((20, 30)), "{plan:?}");
     assert_eq!(cap_change(&plan, "second"), None, "{plan:?}");
 }
+
+#[test]
+fn a_recycled_list_keeps_its_memory_for_the_next_lifetime() {
+    let names: Vec<String> = (0..100).map(|i| format!("vm{i}")).collect();
+    let borrowed: Vec<&String> = names.iter().collect();
+    let (at, capacity) = (borrowed.as_ptr() as usize, borrowed.capacity());
+    let recycled: Vec<&'static String> = super::recycle(borrowed);
+    assert!(recycled.is_empty());
+    assert_eq!(recycled.capacity(), capacity);
+    assert_eq!(recycled.as_ptr() as usize, at);
+}
