@@ -259,10 +259,10 @@ fn sum_named(
 /// the policy fits as it is; else the fitted copy and what was fitted, for
 /// one warning.
 pub(super) fn fit_to_domain(p: &DomainPolicy, u: &Usage) -> Option<(DomainPolicy, String)> {
-    let cap_limit = u.vcpus.max(1).saturating_mul(100);
-    if p.cap_max <= cap_limit && p.cap_min <= cap_limit && p.level.cap_pct <= cap_limit {
+    if fits_domain(p, u) {
         return None;
     }
+    let cap_limit = cap_limit(u);
     let mut fitted = p.clone();
     fitted.cap_max = p.cap_max.min(cap_limit);
     fitted.cap_min = p.cap_min.min(cap_limit);
@@ -273,6 +273,19 @@ pub(super) fn fit_to_domain(p: &DomainPolicy, u: &Usage) -> Option<(DomainPolicy
         u.vcpus.max(1)
     );
     Some((fitted, what))
+}
+
+/// Whether `p` asks no cap above what `u`'s vCPUs can take (every domain,
+/// every tick: kept apart, and inlined, from the fitting).
+#[inline]
+pub(super) fn fits_domain(p: &DomainPolicy, u: &Usage) -> bool {
+    let cap_limit = cap_limit(u);
+    p.cap_max <= cap_limit && p.cap_min <= cap_limit && p.level.cap_pct <= cap_limit
+}
+
+#[inline]
+fn cap_limit(u: &Usage) -> u32 {
+    u.vcpus.max(1).saturating_mul(100)
 }
 
 fn mib(kb: KiB) -> String {
