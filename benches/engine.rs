@@ -155,5 +155,25 @@ fn engine_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine_step);
+/// The monitor's part of a step alone (usage from a snapshot), at 10,000
+/// domains: what is left of a step is the policy's.
+fn engine_observe(c: &mut Criterion) {
+    let (config, template) = host_of(10_000);
+    let mut engine = Engine::new(config);
+    engine.observe(&at(&template, 0));
+    let mut seconds = 0;
+    let mut usage = Vec::new();
+    c.bench_function("engine observe/10000", |b| {
+        b.iter_batched_ref(
+            || {
+                seconds += 1;
+                at(&template, seconds)
+            },
+            |snapshot| engine.observe_into(snapshot, &mut usage),
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+criterion_group!(benches, engine_step, engine_observe);
 criterion_main!(benches);

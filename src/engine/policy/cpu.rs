@@ -205,13 +205,14 @@ fn record_trend(policy: &HostPolicy, slot: &mut Slot, tick: u64) {
 /// Restores every bound, then fits the caps to `pool`. False when the
 /// guarantees alone exceed it (each domain is then held at its guarantee).
 pub(super) fn bounds_within_pool(slots: &mut [Slot], pool: u64) -> bool {
-    restore_bounds(slots);
-    let sum = total(slots);
+    let sum = restore_bounds(slots);
     sum <= pool || fit_to_pool(slots, sum - pool)
 }
 
-/// Bounds first, at once, whatever the cooldown, step or deadband.
-fn restore_bounds(slots: &mut [Slot]) {
+/// Bounds first, at once, whatever the cooldown, step or deadband. Returns
+/// Σ of the caps then decided.
+fn restore_bounds(slots: &mut [Slot]) -> u64 {
+    let mut sum = 0;
     for slot in slots.iter_mut() {
         let ceiling = slot.policy.cap_ceiling();
         let guaranteed = slot.policy.guaranteed_cap();
@@ -226,7 +227,9 @@ fn restore_bounds(slots: &mut [Slot]) {
         } else if current > ceiling {
             slot.cap.force(ceiling, Reason::Ceiling);
         }
+        sum += u64::from(slot.cap.to);
     }
+    sum
 }
 
 /// Takes `excess` back from domains above their guarantee, domains without

@@ -118,6 +118,10 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     let deadband = policy.deadband_mem_kb.max(1);
     let mut grows = Vec::new();
     let mut spares = Vec::new();
+    // What growing balloons have yet to take is not free: handing it out
+    // again would promise the same pages twice. (An uncooperative domain's
+    // target was set back to what it holds.)
+    let mut outstanding: KiB = 0;
     for (i, slot) in slots.iter_mut().enumerate() {
         // A domain `xl create` is still building has no balloon target yet
         // (0): libxl refuses one until it is built, so it is left alone.
@@ -131,6 +135,11 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
         if slot.carried.balloon.is_uncooperative() {
             continue;
         }
+        outstanding = outstanding.saturating_add(
+            slot.usage
+                .mem_target_kb
+                .saturating_sub(slot.usage.mem_current_kb),
+        );
         let ceiling = slot.policy.mem_ceiling_kb();
         let guaranteed = slot.policy.guaranteed_mem_kb();
         let current = slot.usage.mem_target_kb;
@@ -236,14 +245,6 @@ pub fn plan(policy: &HostPolicy, free_mem_kb: KiB, slots: &mut [Slot], tick: u64
     });
     // The reserve is never handed out either: in effect, more slush.
     let kept_free = policy.slush_kb.saturating_add(policy.reserve_mem_kb);
-    // What growing balloons have yet to take is not free: handing it out
-    // again would promise the same pages twice. (An uncooperative domain's
-    // target was set back to what it holds.)
-    let outstanding: KiB = slots
-        .iter()
-        .filter(|s| !s.carried.balloon.is_uncooperative())
-        .map(|s| s.usage.mem_target_kb.saturating_sub(s.usage.mem_current_kb))
-        .sum();
     let mut budget = free_mem_kb
         .saturating_sub(outstanding)
         .saturating_sub(kept_free);
