@@ -43,7 +43,10 @@ pub fn plan(policy: &HostPolicy, pool: u64, slots: &mut [Slot], tick: u64) -> bo
     // stream of megabytes.
     for slot in slots.iter_mut() {
         record_loan(slot);
-        record_trend(policy, slot, tick);
+        let (current, cap) = (slot.usage.sched.cap, &slot.cap);
+        slot.carried
+            .cap_trend
+            .follow(current, cap.to, cap.forced, tick, policy.cooldown_ticks);
     }
     fits
 }
@@ -183,23 +186,6 @@ fn give_back(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
             },
         );
     }
-}
-
-/// Changes made to follow load (not to restore a bound) start a trend; a
-/// reversal then waits for the cooldown.
-fn record_trend(policy: &HostPolicy, slot: &mut Slot, tick: u64) {
-    let current = slot.usage.sched.cap;
-    if slot.cap.forced || slot.cap.to == current {
-        return;
-    }
-    let direction = if slot.cap.to > current {
-        Direction::Up
-    } else {
-        Direction::Down
-    };
-    slot.carried
-        .cap_trend
-        .record(direction, tick, policy.cooldown_ticks);
 }
 
 /// Restores every bound, then fits the caps to `pool`. False when the

@@ -355,22 +355,13 @@ fn preempt(policy: &HostPolicy, slots: &mut [Slot], mut need: KiB, by: &str, tic
     }
 }
 
-/// Changes made to follow load start a trend; a reversal waits for the
-/// cooldown.
+/// Changes made to follow load start a trend (see [`super::trend::Trend::follow`]).
 fn record_trends(policy: &HostPolicy, slots: &mut [Slot], tick: u64) {
     for slot in slots.iter_mut() {
-        let current = slot.usage.mem_target_kb;
-        if slot.mem.forced || slot.mem.to == current {
-            continue;
-        }
-        let direction = if slot.mem.to > current {
-            Direction::Up
-        } else {
-            Direction::Down
-        };
+        let (current, mem) = (slot.usage.mem_target_kb, &slot.mem);
         slot.carried
             .mem_trend
-            .record(direction, tick, policy.cooldown_ticks);
+            .follow(current, mem.to, mem.forced, tick, policy.cooldown_ticks);
     }
 }
 

@@ -50,6 +50,19 @@ impl Trend {
         }
         self.last = Some((direction, tick));
     }
+
+    /// Records the change of a value decided from `current` to `to`, when it
+    /// was made to follow load (not `forced`, to restore a bound): such a
+    /// change starts a trend, and a reversal then waits for the cooldown.
+    pub fn follow<T: Ord>(&mut self, current: T, to: T, forced: bool, tick: u64, cooldown: u32) {
+        let direction = match to.cmp(&current) {
+            _ if forced => return,
+            std::cmp::Ordering::Equal => return,
+            std::cmp::Ordering::Greater => Direction::Up,
+            std::cmp::Ordering::Less => Direction::Down,
+        };
+        self.record(direction, tick, cooldown);
+    }
 }
 
 #[cfg(test)]
