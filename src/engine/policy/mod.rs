@@ -545,11 +545,7 @@ impl Policy {
         // a fitted copy, made before the slots borrow it.
         let mut fitted: Vec<(usize, DomainPolicy)> = Vec::new();
         for (at, &(u, i, _)) in managed.iter().enumerate() {
-            let asked = &self.config.domains[i];
-            if validate::fits_domain(asked, u) {
-                continue;
-            }
-            if let Some((copy, what)) = validate::fit_to_domain(asked, u) {
+            if let Some((copy, what)) = validate::fit_to_domain(&self.config.domains[i], u) {
                 if self.warned_misfit.insert(u.domid, tick).is_none() {
                     log::warn!(
                         "domain {} ({}): its policy asks for {what}: held within them",

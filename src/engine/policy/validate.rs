@@ -251,18 +251,24 @@ fn sum_named(
     (total, named.join(", "))
 }
 
-/// Memory for messages, in MiB when whole, else KiB.
 /// A domain's policy fitted to what the domain can take, when its caps
 /// ask for more than 100% a vCPU: Xen refuses such a cap, so a misfit
 /// policy would fail a change every tick. (Memory beyond the domain's
 /// maxmem is never asked for: growth stops there, `memory.rs`.) `None` when
 /// the policy fits as it is; else the fitted copy and what was fitted, for
-/// one warning.
+/// one warning. Called for every domain every tick: the check is inlined,
+/// the fitting kept apart.
+#[inline]
 pub(super) fn fit_to_domain(p: &DomainPolicy, u: &Usage) -> Option<(DomainPolicy, String)> {
-    if fits_domain(p, u) {
+    let cap_limit = u.vcpus.max(1).saturating_mul(100);
+    if p.cap_max <= cap_limit && p.cap_min <= cap_limit && p.level.cap_pct <= cap_limit {
         return None;
     }
-    let cap_limit = cap_limit(u);
+    Some(fitted(p, u, cap_limit))
+}
+
+#[cold]
+fn fitted(p: &DomainPolicy, u: &Usage, cap_limit: u32) -> (DomainPolicy, String) {
     let mut fitted = p.clone();
     fitted.cap_max = p.cap_max.min(cap_limit);
     fitted.cap_min = p.cap_min.min(cap_limit);
@@ -272,22 +278,10 @@ pub(super) fn fit_to_domain(p: &DomainPolicy, u: &Usage) -> Option<(DomainPolicy
         p.cap_max.max(p.cap_min).max(p.level.cap_pct),
         u.vcpus.max(1)
     );
-    Some((fitted, what))
+    (fitted, what)
 }
 
-/// Whether `p` asks no cap above what `u`'s vCPUs can take (every domain,
-/// every tick: kept apart, and inlined, from the fitting).
-#[inline]
-pub(super) fn fits_domain(p: &DomainPolicy, u: &Usage) -> bool {
-    let cap_limit = cap_limit(u);
-    p.cap_max <= cap_limit && p.cap_min <= cap_limit && p.level.cap_pct <= cap_limit
-}
-
-#[inline]
-fn cap_limit(u: &Usage) -> u32 {
-    u.vcpus.max(1).saturating_mul(100)
-}
-
+/// Memory for messages, in MiB when whole, else KiB.
 fn mib(kb: KiB) -> String {
     if kb.is_multiple_of(1024) {
         format!("{}M", kb / 1024)
